@@ -1,0 +1,36 @@
+rockspec_format = "3.0"
+package = "p0f"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/lua-p0f.git",
+}
+description = {
+  summary = "p0f v3 (and v2) client for Lua and mail filters: codec, nonblocking pipelined client, libev driver",
+  detailed = [[
+    Queries the p0f passive OS fingerprinting daemon over its UNIX socket
+    API without blocking, on one persistent pipelined connection, and turns
+    the answers into verdicts for mail filters (rspamd, Postfix policy).
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  LIBEV = { header = "ev.h" },
+}
+build = {
+  type = "cmake",
+  variables = {
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUADIR = "$(LUADIR)",
+    LIBDIR = "$(LIBDIR)",
+    CMAKE_BUILD_TYPE = "Release",
+    BUILD_TESTING = "OFF",
+  },
+  install = {
+    bin = {
+      ["p0f-query"] = "bin/p0f-query",
+    },
+  },
+}

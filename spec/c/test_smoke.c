@@ -1,0 +1,2 @@
+#include "p0f_codec.h"
+int main(void) { return 0; }

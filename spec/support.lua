@@ -1,0 +1,91 @@
+--- Shared helpers for the specs: sleeping, bounded polling, a real p0f.
+local support = {}
+
+local is51 = _VERSION == "Lua 5.1"
+
+function support.sh(cmd)
+  local ok = os.execute(cmd)
+  if is51 then return ok == 0 end
+  return ok == true
+end
+
+function support.sleep(s)
+  os.execute(string.format("sleep %.3f", s))
+end
+
+--- Wall-clock seconds (sub-second), without LuaSocket.
+function support.now()
+  local p = io.popen("date +%s.%N")
+  local t = tonumber(p:read("*l"))
+  p:close()
+  return t
+end
+
+--- Call fn until it returns a truthy value, at most `tries` times `every` s apart.
+function support.wait_until(fn, tries, every)
+  for _ = 1, tries or 100 do
+    local v = fn()
+    if v then return v end
+    support.sleep(every or 0.05)
+  end
+  return nil
+end
+
+function support.tmpname(suffix)
+  local base = os.tmpname()
+  os.remove(base)
+  return base .. (suffix or "")
+end
+
+function support.is_root()
+  local p = io.popen("id -u")
+  local uid = p:read("*l")
+  p:close()
+  return uid == "0"
+end
+
+--- Make p0f see TCP handshakes from `addr` (127.0.0.1, ::1).
+function support.touch(addr, count)
+  local bin = assert(os.getenv("P0F_TCP_TOUCH"), "P0F_TCP_TOUCH not set (run through ctest)")
+  return support.sh(string.format("%s %s %d", bin, addr, count or 3))
+end
+
+--- Start a real p0f on the loopback interface. Returns {socket=, pid=, log=}
+-- or nil and why. extra: more p0f arguments (e.g. "-S 1").
+function support.start_p0f(extra)
+  if not support.is_root() then return nil, "p0f needs root to sniff" end
+  if not support.sh("command -v p0f >/dev/null 2>&1") then return nil, "p0f not installed" end
+  local base = support.tmpname()
+  local d = { socket = base .. ".p0f.sock", log = base .. ".p0f.log" }
+  local p = io.popen(string.format("p0f -i lo -s %s %s >%s 2>&1 & echo $!",
+    d.socket, extra or "", d.log))
+  d.pid = tonumber(p:read("*l"))
+  p:close()
+  local ready = support.wait_until(function()
+    local f = io.open(d.log)
+    local text = f and f:read("*a") or ""
+    if f then f:close() end
+    return text:find("Entered main event loop", 1, true) ~= nil
+  end, 200, 0.05)
+  if not ready then
+    support.stop_p0f(d)
+    return nil, "p0f did not start"
+  end
+  return d
+end
+
+function support.p0f_alive(d)
+  return d and d.pid and support.sh("kill -0 " .. d.pid .. " 2>/dev/null")
+end
+
+--- Stop only the p0f we started, by its PID.
+function support.stop_p0f(d)
+  if not (d and d.pid) then return end
+  support.sh("kill " .. d.pid .. " 2>/dev/null")
+  support.wait_until(function() return not support.p0f_alive(d) end, 100, 0.02)
+  os.remove(d.socket)
+  os.remove(d.log)
+  d.pid = nil
+end
+
+return support

@@ -1,0 +1,1191 @@
+/*
+ * lp0f: p0f.core, the Lua binding. The only file that includes lua.h.
+ *
+ * Conventions (see design notes): programmer errors raise; runtime failures
+ * return nil, message, CODE where CODE is an errno name ("ETIMEDOUT" ...).
+ * Nothing is opened in luaopen_p0f_core (rspamd forks after loading).
+ * Callbacks run under lua_pcall: nothing ever longjmps through ev_run().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "compat.h"
+#include "p0f_blocking.h"
+#include "p0f_client.h"
+#include "p0f_codec.h"
+#include "p0f_ev.h"
+
+#define CLIENT_MT "p0f.client"
+#define LOOP_MT "p0f.loop"
+#define EVCLIENT_MT "p0f.evclient"
+#define ZOMBIES "p0f.closed_in_callback"
+
+/* ---- errors ------------------------------------------------------------- */
+
+static const struct {
+	int err;
+	const char *name, *text;
+} errtab[] = {
+	{ ETIMEDOUT, "ETIMEDOUT", "timed out" },
+	{ ECONNREFUSED, "ECONNREFUSED", "connection refused (is p0f running?)" },
+	{ ENOENT, "ENOENT", "no such socket (is p0f running with -s?)" },
+	{ EACCES, "EACCES", "permission denied" },
+	{ EPROTO, "EPROTO", "malformed reply (not a p0f v3 API socket?)" },
+	{ ECONNRESET, "ECONNRESET", "connection closed by p0f" },
+	{ ECANCELED, "ECANCELED", "query cancelled" },
+	{ EINVAL, "EINVAL", "not an IP address" },
+	{ ENOTSOCK, "ENOTSOCK", "not a socket" },
+	{ ENAMETOOLONG, "ENAMETOOLONG", "socket path too long" },
+	{ ENOBUFS, "ENOBUFS", "too many queries queued" },
+	{ ENOMEM, "ENOMEM", "out of memory" },
+	{ EAGAIN, "EAGAIN", "query still pending" },
+	{ EPIPE, "EPIPE", "broken pipe" },
+	{ EMFILE, "EMFILE", "too many open files" },
+	{ ENOTDIR, "ENOTDIR", "not a directory in the socket path" },
+	{ EPERM, "EPERM", "operation not permitted" },
+};
+
+static const char *err_name(int err)
+{
+	size_t i;
+	for (i = 0; i < sizeof errtab / sizeof errtab[0]; i++)
+		if (errtab[i].err == err)
+			return errtab[i].name;
+	return "EIO";
+}
+
+static const char *err_text(int err)
+{
+	size_t i;
+	for (i = 0; i < sizeof errtab / sizeof errtab[0]; i++)
+		if (errtab[i].err == err)
+			return errtab[i].text;
+	return strerror(err);
+}
+
+/* nil, "<context>: <text>", CODE */
+static int push_err(lua_State *L, int err, const char *ctx)
+{
+	lua_pushnil(L);
+	if (ctx)
+		lua_pushfstring(L, "%s: %s", ctx, err_text(err));
+	else
+		lua_pushstring(L, err_text(err));
+	lua_pushstring(L, err_name(err));
+	return 3;
+}
+
+/* Handles are below 2^53: an integer where Lua has them, else exact doubles. */
+static void push_handle(lua_State *L, uint64_t h)
+{
+#if LUA_VERSION_NUM >= 503
+	lua_pushinteger(L, (lua_Integer)h);
+#else
+	lua_pushnumber(L, (lua_Number)h);
+#endif
+}
+
+/* ---- tables <-> structs --------------------------------------------------- */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	lua_pushstring(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+	lua_pushboolean(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void push_response(lua_State *L, const struct p0f_response *r)
+{
+	lua_createtable(L, 0, 22);
+	set_str(L, "status", p0f_status_name(r->status));
+	if (r->status != P0F_STATUS_OK)
+		return;
+	set_int(L, "first_seen", r->first_seen);
+	set_int(L, "last_seen", r->last_seen);
+	set_int(L, "total_conn", r->total_conn);
+	set_int(L, "uptime_min", r->uptime_min);
+	set_int(L, "up_mod_days", r->up_mod_days);
+	set_int(L, "last_nat", r->last_nat);
+	set_int(L, "last_chg", r->last_chg);
+	if (r->distance != P0F_DIST_UNKNOWN)
+		set_int(L, "distance", r->distance);
+	set_int(L, "bad_sw", r->bad_sw);
+	set_int(L, "os_match_q", r->os_match_q);
+	set_str(L, "os_name", r->os_name);
+	set_str(L, "os_flavor", r->os_flavor);
+	set_str(L, "http_name", r->http_name);
+	set_str(L, "http_flavor", r->http_flavor);
+	set_str(L, "link_type", r->link_type);
+	set_str(L, "language", r->language);
+	if (r->os_flavor[0])
+		lua_pushfstring(L, "%s %s", r->os_name, r->os_flavor);
+	else
+		lua_pushstring(L, r->os_name);
+	lua_setfield(L, -2, "os");
+	set_bool(L, "fuzzy", r->os_match_q & P0F_MATCH_FUZZY);
+	set_bool(L, "generic", r->os_match_q & P0F_MATCH_GENERIC);
+}
+
+static lua_Number opt_num(lua_State *L, int t, const char *k, lua_Number def)
+{
+	lua_Number v = def;
+	lua_getfield(L, t, k);
+	if (!lua_isnil(L, -1)) {
+		if (!lua_isnumber(L, -1))
+			luaL_error(L, "bad field '%s' (number expected, got %s)", k, luaL_typename(L, -1));
+		v = lua_tonumber(L, -1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+/* Copy an optional string field into dst[size], truncated as the wire would. */
+static void opt_str(lua_State *L, int t, const char *k, char *dst, size_t size)
+{
+	size_t len = 0;
+	const char *s;
+	lua_getfield(L, t, k);
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "bad field '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+		s = lua_tolstring(L, -1, &len);
+		if (len >= size)
+			len = size - 1;
+		memcpy(dst, s, len);
+	}
+	dst[len] = '\0';
+	lua_pop(L, 1);
+}
+
+static uint32_t status_of(lua_State *L, int t)
+{
+	const char *s;
+	uint32_t st = P0F_STATUS_OK;
+
+	lua_getfield(L, t, "status");
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		st = (uint32_t)lua_tonumber(L, -1);
+	} else if (!lua_isnil(L, -1)) {
+		s = luaL_checkstring(L, -1);
+		if (strcmp(s, "ok") == 0)
+			st = P0F_STATUS_OK;
+		else if (strcmp(s, "nomatch") == 0)
+			st = P0F_STATUS_NOMATCH;
+		else if (strcmp(s, "badquery") == 0)
+			st = P0F_STATUS_BADQUERY;
+		else
+			luaL_error(L, "bad field 'status' (ok, nomatch, badquery or a number expected)");
+	}
+	lua_pop(L, 1);
+	return st;
+}
+
+/* ---- codec functions ---------------------------------------------------- */
+
+static const char *check_addr(lua_State *L, int i, struct p0f_addr *a, int *rc)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, i, &len);
+	*rc = p0f_addr_parse(s, len, a);
+	return s;
+}
+
+static int l_encode_query(lua_State *L)
+{
+	struct p0f_addr a;
+	uint8_t q[P0F_QUERY_LEN];
+	int rc;
+	const char *s = check_addr(L, 1, &a, &rc);
+
+	if (rc != 0)
+		return push_err(L, rc, lua_pushfstring(L, "'%s'", s));
+	p0f_query_encode(&a, q);
+	lua_pushlstring(L, (const char *)q, sizeof q);
+	return 1;
+}
+
+static int l_decode_query(lua_State *L)
+{
+	size_t len;
+	const uint8_t *b = (const uint8_t *)luaL_checklstring(L, 1, &len);
+	struct p0f_addr a;
+	char text[P0F_ADDR_TEXT_MAX];
+
+	if (p0f_query_decode(b, len, &a) != 0 || p0f_addr_format(&a, text, sizeof text) != 0)
+		return push_err(L, EPROTO, "not a p0f v3 query");
+	lua_pushstring(L, text);
+	lua_pushinteger(L, a.family);
+	return 2;
+}
+
+static int l_decode(lua_State *L)
+{
+	size_t len;
+	const uint8_t *b = (const uint8_t *)luaL_checklstring(L, 1, &len);
+	struct p0f_response r;
+
+	if (len != P0F_RESP_LEN) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "malformed reply: %d bytes, a p0f v3 reply has %d",
+		                (int)len, P0F_RESP_LEN);
+		lua_pushstring(L, "EPROTO");
+		return 3;
+	}
+	if (p0f_response_decode(b, len, &r) != 0)
+		return push_err(L, EPROTO, "bad magic or status");
+	push_response(L, &r);
+	return 1;
+}
+
+static int l_encode_response(lua_State *L)
+{
+	struct p0f_response r;
+	uint8_t out[P0F_RESP_LEN];
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	memset(&r, 0, sizeof r);
+	r.status = status_of(L, 1);
+	r.first_seen = (uint32_t)opt_num(L, 1, "first_seen", 0);
+	r.last_seen = (uint32_t)opt_num(L, 1, "last_seen", 0);
+	r.total_conn = (uint32_t)opt_num(L, 1, "total_conn", 0);
+	r.uptime_min = (uint32_t)opt_num(L, 1, "uptime_min", 0);
+	r.up_mod_days = (uint32_t)opt_num(L, 1, "up_mod_days", 0);
+	r.last_nat = (uint32_t)opt_num(L, 1, "last_nat", 0);
+	r.last_chg = (uint32_t)opt_num(L, 1, "last_chg", 0);
+	r.distance = (int)opt_num(L, 1, "distance", -1);
+	r.bad_sw = (uint8_t)opt_num(L, 1, "bad_sw", 0);
+	r.os_match_q = (uint8_t)opt_num(L, 1, "os_match_q", 0);
+	opt_str(L, 1, "os_name", r.os_name, sizeof r.os_name);
+	opt_str(L, 1, "os_flavor", r.os_flavor, sizeof r.os_flavor);
+	opt_str(L, 1, "http_name", r.http_name, sizeof r.http_name);
+	opt_str(L, 1, "http_flavor", r.http_flavor, sizeof r.http_flavor);
+	opt_str(L, 1, "link_type", r.link_type, sizeof r.link_type);
+	opt_str(L, 1, "language", r.language, sizeof r.language);
+	p0f_response_encode(&r, out);
+	lua_pushlstring(L, (const char *)out, sizeof out);
+	return 1;
+}
+
+static int l_normalize(lua_State *L)
+{
+	struct p0f_addr a;
+	char text[P0F_ADDR_TEXT_MAX];
+	int rc;
+	const char *s = check_addr(L, 1, &a, &rc);
+
+	if (rc != 0 || p0f_addr_format(&a, text, sizeof text) != 0)
+		return push_err(L, EINVAL, lua_pushfstring(L, "'%s'", s));
+	lua_pushstring(L, text);
+	lua_pushinteger(L, a.family);
+	lua_pushstring(L, p0f_scope_name(p0f_addr_scope(&a)));
+	return 3;
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+static void bad_opt(lua_State *L, const char *k, const char *want)
+{
+	luaL_error(L, "bad option '%s' (%s expected, got %s)", k, want, luaL_typename(L, -1));
+}
+
+static double opt_seconds(lua_State *L, int t, const char *k, double def, int allow_zero)
+{
+	double v = def;
+	if (lua_isnoneornil(L, t))
+		return def;
+	lua_getfield(L, t, k);
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TNUMBER)
+			bad_opt(L, k, "number of seconds");
+		v = lua_tonumber(L, -1);
+		if (!(allow_zero ? v >= 0 : v > 0) || v > 86400.0 * 365)
+			bad_opt(L, k, allow_zero ? "non-negative number" : "positive number");
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static const char *opt_socket(lua_State *L, int t)
+{
+	const char *s;
+	lua_getfield(L, t, "socket");
+	if (lua_type(L, -1) != LUA_TSTRING)
+		bad_opt(L, "socket", "path string");
+	s = lua_tostring(L, -1);
+	lua_pop(L, 1); /* still referenced by the options table */
+	return s;
+}
+
+static void client_opts(lua_State *L, int t, struct p0f_client_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->timeout = opt_seconds(L, t, "timeout", 5, 0);
+	o->drain = opt_seconds(L, t, "drain", 1, 1);
+	o->backoff_max = opt_seconds(L, t, "backoff_max", 1, 0);
+	lua_getfield(L, t, "max_inflight");
+	if (!lua_isnil(L, -1)) {
+		lua_Number n = lua_tonumber(L, -1);
+		if (lua_type(L, -1) != LUA_TNUMBER || n < 1 || n > 65536 || n != (lua_Number)(unsigned)n)
+			bad_opt(L, "max_inflight", "integer from 1 to 65536");
+		o->max_inflight = (unsigned)n;
+	}
+	lua_pop(L, 1);
+}
+
+/* ---- blocking queries ----------------------------------------------------- */
+
+static int l_query(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	size_t len;
+	const char *addr = luaL_checklstring(L, 2, &len);
+	double timeout;
+	struct p0f_result res;
+	int rc;
+
+	if (!lua_isnoneornil(L, 3))
+		luaL_checktype(L, 3, LUA_TTABLE);
+	timeout = opt_seconds(L, 3, "timeout", 5, 0);
+	rc = p0f_query_once(path, addr, len, timeout, opt_seconds(L, 3, "drain", 0.5, 1), &res);
+	if (rc == EINVAL)
+		return push_err(L, rc, lua_pushfstring(L, "'%s'", addr));
+	if (rc != 0)
+		return push_err(L, rc, lua_pushfstring(L, "p0f at %s", path));
+	push_response(L, &res.resp);
+	return 1;
+}
+
+/* ---- v2 ------------------------------------------------------------------- */
+
+static void v2_addr(lua_State *L, int t, const char *k, uint8_t out[4])
+{
+	struct p0f_addr a;
+	size_t len;
+	const char *s;
+
+	lua_getfield(L, t, k);
+	s = lua_tolstring(L, -1, &len);
+	if (lua_type(L, -1) != LUA_TSTRING || p0f_addr_parse(s, len, &a) != 0 || a.family != 4)
+		luaL_error(L, "bad field '%s' (IPv4 address expected: p0f v2 has no IPv6)", k);
+	memcpy(out, a.bytes, 4);
+	lua_pop(L, 1);
+}
+
+static uint16_t v2_port(lua_State *L, int t, const char *k)
+{
+	lua_Number n = opt_num(L, t, k, -1);
+	if (n < 0 || n > 65535 || n != (lua_Number)(int)n)
+		luaL_error(L, "bad field '%s' (port number expected)", k);
+	return (uint16_t)n;
+}
+
+static void check_v2_query(lua_State *L, int t, struct p0f2_query *q)
+{
+	luaL_checktype(L, t, LUA_TTABLE);
+	memset(q, 0, sizeof *q);
+	q->type = (uint8_t)opt_num(L, t, "type", 1);
+	q->id = (uint32_t)opt_num(L, t, "id", 0x70304632);
+	v2_addr(L, t, "src", q->src_ad);
+	v2_addr(L, t, "dst", q->dst_ad);
+	q->src_port = v2_port(L, t, "src_port");
+	q->dst_port = v2_port(L, t, "dst_port");
+}
+
+static void push_v2(lua_State *L, const struct p0f2_response *r)
+{
+	lua_createtable(L, 0, 14);
+	set_str(L, "status", p0f2_type_name(r->type));
+	set_int(L, "id", r->id);
+	if (r->type != P0F2_OK)
+		return;
+	set_str(L, "genre", r->genre);
+	set_str(L, "detail", r->detail);
+	if (r->dist >= 0)
+		set_int(L, "distance", r->dist);
+	set_str(L, "link", r->link);
+	set_str(L, "tos", r->tos);
+	set_bool(L, "firewall", r->fw);
+	set_bool(L, "nat", r->nat);
+	set_bool(L, "real", r->real);
+	if (r->score != -100)
+		set_int(L, "score", r->score);
+	set_int(L, "mflags", r->mflags);
+	if (r->uptime >= 0)
+		set_int(L, "uptime_hours", r->uptime);
+	if (r->detail[0])
+		lua_pushfstring(L, "%s %s", r->genre, r->detail);
+	else
+		lua_pushstring(L, r->genre);
+	lua_setfield(L, -2, "os");
+}
+
+static int l_v2_encode_query(lua_State *L)
+{
+	struct p0f2_query q;
+	uint8_t out[P0F2_QUERY_LEN];
+	check_v2_query(L, 1, &q);
+	p0f2_query_encode(&q, out);
+	lua_pushlstring(L, (const char *)out, sizeof out);
+	return 1;
+}
+
+static int l_v2_decode(lua_State *L)
+{
+	size_t len;
+	const uint8_t *b = (const uint8_t *)luaL_checklstring(L, 1, &len);
+	struct p0f2_response r;
+
+	if (p0f2_response_decode(b, len, &r) != 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "malformed p0f v2 reply (%d bytes, want %d with magic 0x0defaced)",
+		                (int)len, P0F2_RESP_LEN);
+		lua_pushstring(L, "EPROTO");
+		return 3;
+	}
+	push_v2(L, &r);
+	return 1;
+}
+
+static int l_v2_decode_query(lua_State *L)
+{
+	size_t len;
+	const uint8_t *b = (const uint8_t *)luaL_checklstring(L, 1, &len);
+	struct p0f2_query q;
+	struct p0f_addr a;
+	char text[P0F_ADDR_TEXT_MAX];
+
+	if (p0f2_query_decode(b, len, &q) != 0)
+		return push_err(L, EPROTO, "not a p0f v2 query");
+	lua_createtable(L, 0, 6);
+	set_int(L, "type", q.type);
+	set_int(L, "id", q.id);
+	memset(&a, 0, sizeof a);
+	a.family = 4;
+	memcpy(a.bytes, q.src_ad, 4);
+	p0f_addr_format(&a, text, sizeof text);
+	set_str(L, "src", text);
+	memcpy(a.bytes, q.dst_ad, 4);
+	p0f_addr_format(&a, text, sizeof text);
+	set_str(L, "dst", text);
+	set_int(L, "src_port", q.src_port);
+	set_int(L, "dst_port", q.dst_port);
+	return 1;
+}
+
+static int l_v2_encode_response(lua_State *L)
+{
+	struct p0f2_response r;
+	uint8_t out[P0F2_RESP_LEN];
+	const char *st;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	memset(&r, 0, sizeof r);
+	lua_getfield(L, 1, "status");
+	st = lua_tostring(L, -1);
+	r.type = st == NULL || strcmp(st, "ok") == 0 ? P0F2_OK
+	         : strcmp(st, "nomatch") == 0        ? P0F2_NOMATCH
+	                                             : P0F2_BADQUERY;
+	lua_pop(L, 1);
+	r.id = (uint32_t)opt_num(L, 1, "id", 0);
+	opt_str(L, 1, "genre", r.genre, sizeof r.genre);
+	opt_str(L, 1, "detail", r.detail, sizeof r.detail);
+	r.dist = (int)opt_num(L, 1, "distance", -1);
+	opt_str(L, 1, "link", r.link, sizeof r.link);
+	opt_str(L, 1, "tos", r.tos, sizeof r.tos);
+	lua_getfield(L, 1, "firewall");
+	r.fw = (uint8_t)lua_toboolean(L, -1);
+	lua_getfield(L, 1, "nat");
+	r.nat = (uint8_t)lua_toboolean(L, -1);
+	lua_getfield(L, 1, "real");
+	r.real = (uint8_t)lua_toboolean(L, -1);
+	lua_pop(L, 3);
+	r.score = (int16_t)opt_num(L, 1, "score", -100);
+	r.mflags = (uint16_t)opt_num(L, 1, "mflags", 0);
+	r.uptime = (int32_t)opt_num(L, 1, "uptime_hours", -1);
+	p0f2_response_encode(&r, out);
+	lua_pushlstring(L, (const char *)out, sizeof out);
+	return 1;
+}
+
+static int l_v2_query(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct p0f2_query q;
+	struct p0f2_response r;
+	int rc;
+
+	check_v2_query(L, 2, &q);
+	if (!lua_isnoneornil(L, 3))
+		luaL_checktype(L, 3, LUA_TTABLE);
+	rc = p0f2_query_once(path, &q, opt_seconds(L, 3, "timeout", 5, 0), &r);
+	if (rc != 0)
+		return push_err(L, rc, lua_pushfstring(L, "p0f v2 at %s", path));
+	push_v2(L, &r);
+	return 1;
+}
+
+/* ---- shared helpers for the objects --------------------------------------- */
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods)
+{
+	luaL_newmetatable(L, name);
+	p0f_setfuncs(L, methods, 0);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -2, "__index");
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "__name");
+	lua_pop(L, 1);
+}
+
+static const char *events_str(int ev)
+{
+	switch (ev & (P0F_EV_READ | P0F_EV_WRITE)) {
+	case P0F_EV_READ: return "r";
+	case P0F_EV_WRITE: return "w";
+	case P0F_EV_READ | P0F_EV_WRITE: return "rw";
+	}
+	return NULL;
+}
+
+/* Push a finished query the Lua way: result, or nil, message, code. */
+static int push_result(lua_State *L, const struct p0f_result *r, const char *path)
+{
+	if (r->err != 0)
+		return push_err(L, r->err, lua_pushfstring(L, "p0f at %s", path));
+	push_response(L, &r->resp);
+	return 1;
+}
+
+/* ---- p0f.client: the pollable object --------------------------------------- */
+
+struct lclient {
+	struct p0f_client *c;
+	char path[108];
+};
+
+static struct lclient *check_client(lua_State *L)
+{
+	struct lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+	if (lc->c == NULL)
+		luaL_error(L, "attempt to use a closed p0f client");
+	return lc;
+}
+
+static uint64_t check_handle(lua_State *L, int i)
+{
+	lua_Number n = luaL_checknumber(L, i);
+	if (!(n >= 1) || n > 9007199254740992.0)
+		luaL_argerror(L, i, "query handle expected");
+	return (uint64_t)n;
+}
+
+static int l_client(lua_State *L)
+{
+	struct p0f_client_opts o;
+	struct lclient *lc;
+	const char *path;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	path = opt_socket(L, 1);
+	client_opts(L, 1, &o);
+	/* Userdata first, so the C resource is never lost to an allocation error. */
+	lc = lua_newuserdata(L, sizeof *lc);
+	lc->c = NULL;
+	luaL_getmetatable(L, CLIENT_MT);
+	lua_setmetatable(L, -2);
+	if (strlen(path) >= sizeof lc->path)
+		return push_err(L, ENAMETOOLONG, path);
+	strcpy(lc->path, path);
+	if ((lc->c = p0f_client_new(path, &o)) == NULL)
+		return push_err(L, errno, path);
+	return 1;
+}
+
+static int l_client_submit(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	size_t len;
+	const char *addr = luaL_checklstring(L, 2, &len);
+	uint64_t h;
+	int rc = p0f_client_submit(lc->c, addr, len, &h);
+
+	if (rc != 0)
+		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
+	push_handle(L, h);
+	return 1;
+}
+
+static int l_client_step(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	p0f_client_step(lc->c);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_client_pollfd(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	int fd = p0f_client_pollfd(lc->c);
+	if (fd < 0)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, fd);
+	return 1;
+}
+
+static int l_client_events(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	const char *s = events_str(p0f_client_events(lc->c));
+	if (s)
+		lua_pushstring(L, s);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int l_client_timeout(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	double t = p0f_client_timeout(lc->c);
+	if (t < 0)
+		lua_pushnil(L);
+	else
+		lua_pushnumber(L, t);
+	return 1;
+}
+
+static int l_client_fetch(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	struct p0f_result r;
+	int rc = p0f_client_fetch(lc->c, check_handle(L, 2), &r);
+
+	if (rc < 0)
+		return luaL_argerror(L, 2, "unknown or already fetched query handle");
+	if (rc == 0)
+		return push_err(L, EAGAIN, NULL);
+	return push_result(L, &r, lc->path);
+}
+
+static int l_client_cancel(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	p0f_client_cancel(lc->c, check_handle(L, 2));
+	return 0;
+}
+
+/* Submit and wait (poll) on the persistent connection: one-at-a-time use
+ * without an event loop, and without a connection per query. */
+static int l_client_query(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	size_t len;
+	const char *addr = luaL_checklstring(L, 2, &len);
+	struct p0f_result r;
+	uint64_t h;
+	int rc = p0f_client_submit(lc->c, addr, len, &h);
+
+	if (rc != 0)
+		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
+	for (;;) {
+		p0f_client_step(lc->c);
+		if (p0f_client_fetch(lc->c, h, &r) == 1)
+			return push_result(L, &r, lc->path);
+		p0f_client_wait(lc->c); /* fd events or the next deadline */
+	}
+}
+
+static int l_client_pending(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	lua_pushinteger(L, (lua_Integer)p0f_client_pending(lc->c));
+	return 1;
+}
+
+static int l_client_connected(lua_State *L)
+{
+	struct lclient *lc = check_client(L);
+	lua_pushboolean(L, p0f_client_connected(lc->c));
+	return 1;
+}
+
+static int l_client_close(lua_State *L)
+{
+	struct lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+	if (lc->c) {
+		p0f_client_free(lc->c); /* drains owed replies first */
+		lc->c = NULL;
+	}
+	return 0;
+}
+
+static int l_client_tostring(lua_State *L)
+{
+	struct lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+	if (lc->c == NULL)
+		lua_pushfstring(L, "p0f.client (closed)");
+	else
+		lua_pushfstring(L, "p0f.client (%s, %s, %d pending)", lc->path,
+		                p0f_client_connected(lc->c) ? "connected" : "not connected",
+		                (int)p0f_client_pending(lc->c));
+	return 1;
+}
+
+static const luaL_Reg client_methods[] = {
+	{ "submit", l_client_submit },
+	{ "step", l_client_step },
+	{ "pollfd", l_client_pollfd },
+	{ "events", l_client_events },
+	{ "timeout", l_client_timeout },
+	{ "fetch", l_client_fetch },
+	{ "cancel", l_client_cancel },
+	{ "query", l_client_query },
+	{ "pending", l_client_pending },
+	{ "connected", l_client_connected },
+	{ "close", l_client_close },
+	{ "__gc", l_client_close },
+	{ "__close", l_client_close },
+	{ "__tostring", l_client_tostring },
+	{ NULL, NULL }
+};
+
+/* ---- p0f.loop and its clients: the libev driver ---------------------------- */
+
+struct levclient;
+
+struct lloop {
+	struct ev_loop *loop;
+	int is_default;
+	lua_State *L;              /* the thread inside run(), for callbacks */
+	struct levclient *clients; /* to detach them if the loop goes first */
+};
+
+struct levclient {
+	struct p0f_ev e;
+	struct p0f_client *c;
+	struct lloop *lp;
+	struct levclient *next;
+	int loop_ref, cbs_ref, self_ref, onerr_ref;
+	char path[108];
+};
+
+static struct lloop *check_loop(lua_State *L, int i)
+{
+	struct lloop *lp = luaL_checkudata(L, i, LOOP_MT);
+	if (lp->loop == NULL)
+		luaL_error(L, "attempt to use a closed p0f loop");
+	return lp;
+}
+
+static struct levclient *check_evclient(lua_State *L)
+{
+	struct levclient *ec = luaL_checkudata(L, 1, EVCLIENT_MT);
+	if (ec->c == NULL || ec->lp == NULL)
+		luaL_error(L, "attempt to use a closed p0f client");
+	return ec;
+}
+
+static int l_loop(lua_State *L)
+{
+	const char *which = luaL_optstring(L, 1, "new");
+	struct lloop *lp = lua_newuserdata(L, sizeof *lp);
+
+	memset(lp, 0, sizeof *lp);
+	luaL_getmetatable(L, LOOP_MT);
+	lua_setmetatable(L, -2);
+	if (strcmp(which, "default") == 0) {
+		lp->loop = ev_default_loop(0);
+		lp->is_default = 1;
+	} else if (strcmp(which, "new") == 0) {
+		lp->loop = ev_loop_new(EVFLAG_AUTO);
+	} else {
+		return luaL_argerror(L, 1, "\"new\" or \"default\" expected");
+	}
+	if (lp->loop == NULL)
+		return luaL_error(L, "libev could not create a loop");
+	return 1;
+}
+
+static void report_error(lua_State *L, struct levclient *ec)
+{
+	/* message on top */
+	if (ec->onerr_ref != LUA_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ec->onerr_ref);
+		lua_insert(L, -2);
+		if (lua_pcall(L, 1, 0, 0) == LUA_OK)
+			return;
+	}
+	fprintf(stderr, "p0f: error in query callback: %s\n",
+	        lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+	lua_pop(L, 1);
+}
+
+struct delivery {
+	struct levclient *ec;
+	uint64_t handle;
+	const struct p0f_result *res;
+};
+
+/* Runs under lua_pcall: look up the callback and call it, protected. */
+static int deliver_one(lua_State *L)
+{
+	struct delivery *d = lua_touserdata(L, 1);
+	struct levclient *ec = d->ec;
+	int nres;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
+	push_handle(L, d->handle);
+	lua_rawget(L, -2);
+	if (lua_isnil(L, -1))
+		return 0; /* cancelled */
+	push_handle(L, d->handle);
+	lua_pushnil(L);
+	lua_rawset(L, -4);
+	nres = push_result(L, d->res, ec->path);
+	if (lua_pcall(L, nres, 0, 0) != LUA_OK)
+		report_error(L, ec);
+	return 0;
+}
+
+static void on_done(struct p0f_ev *e, uint64_t handle, const struct p0f_result *res, void *ud)
+{
+	struct levclient *ec = ud;
+	lua_State *L = ec->lp ? ec->lp->L : NULL;
+	struct delivery d;
+
+	(void)e;
+	if (L == NULL)
+		return;
+	d.ec = ec;
+	d.handle = handle;
+	d.res = res;
+	lua_pushcfunction(L, deliver_one);
+	lua_pushlightuserdata(L, &d);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+		fprintf(stderr, "p0f: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+		lua_pop(L, 1);
+	}
+}
+
+/* Anchor the client while it owes callbacks; let go when it owes none. */
+static void anchor(lua_State *L, struct levclient *ec, int idx)
+{
+	if (ec->self_ref == LUA_NOREF) {
+		lua_pushvalue(L, idx);
+		ec->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+}
+
+static void unanchor_if_idle(lua_State *L, struct levclient *ec)
+{
+	if (ec->self_ref != LUA_NOREF && (ec->c == NULL ||
+	    (p0f_client_pending(ec->c) == 0 && p0f_client_finished(ec->c) == 0))) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ec->self_ref);
+		ec->self_ref = LUA_NOREF;
+	}
+}
+
+static void on_idle(struct p0f_ev *e, void *ud)
+{
+	struct levclient *ec = ud;
+	(void)e;
+	if (ec->lp && ec->lp->L)
+		unanchor_if_idle(ec->lp->L, ec);
+}
+
+static int l_loop_client(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	struct p0f_client_opts o;
+	struct levclient *ec;
+	const char *path;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	path = opt_socket(L, 2);
+	client_opts(L, 2, &o);
+	lua_getfield(L, 2, "on_error");
+	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+		bad_opt(L, "on_error", "function");
+	lua_pop(L, 1);
+
+	ec = lua_newuserdata(L, sizeof *ec);
+	memset(ec, 0, sizeof *ec);
+	ec->loop_ref = ec->cbs_ref = ec->self_ref = ec->onerr_ref = LUA_NOREF;
+	luaL_getmetatable(L, EVCLIENT_MT);
+	lua_setmetatable(L, -2);
+	if (strlen(path) >= sizeof ec->path)
+		return push_err(L, ENAMETOOLONG, path);
+	strcpy(ec->path, path);
+	lua_newtable(L);
+	ec->cbs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, 1);
+	ec->loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_getfield(L, 2, "on_error");
+	if (lua_isnil(L, -1))
+		lua_pop(L, 1);
+	else
+		ec->onerr_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if ((ec->c = p0f_client_new(path, &o)) == NULL)
+		return push_err(L, errno, path);
+	ec->lp = lp;
+	ec->next = lp->clients;
+	lp->clients = ec;
+	p0f_ev_init(&ec->e, lp->loop, ec->c, on_done, on_idle, ec);
+	return 1;
+}
+
+static int l_evclient_query(lua_State *L)
+{
+	struct levclient *ec = check_evclient(L);
+	size_t len;
+	const char *addr = luaL_checklstring(L, 2, &len);
+	uint64_t h;
+	int rc;
+
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	rc = p0f_client_submit(ec->c, addr, len, &h);
+	if (rc != 0)
+		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
+	push_handle(L, h);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	anchor(L, ec, 1);
+	p0f_ev_soon(&ec->e); /* callbacks only ever run from inside the loop */
+	push_handle(L, h);
+	return 1;
+}
+
+static int l_evclient_cancel(lua_State *L)
+{
+	struct levclient *ec = check_evclient(L);
+	uint64_t h = check_handle(L, 2);
+
+	p0f_client_cancel(ec->c, h);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
+	push_handle(L, h);
+	lua_pushnil(L);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	unanchor_if_idle(L, ec);
+	return 0;
+}
+
+static int l_evclient_pending(lua_State *L)
+{
+	struct levclient *ec = check_evclient(L);
+	lua_pushinteger(L, (lua_Integer)(p0f_client_pending(ec->c) + p0f_client_finished(ec->c)));
+	return 1;
+}
+
+static void loop_unlink(struct levclient *ec)
+{
+	struct levclient **pp;
+	if (ec->lp == NULL)
+		return;
+	for (pp = &ec->lp->clients; *pp; pp = &(*pp)->next)
+		if (*pp == ec) {
+			*pp = ec->next;
+			break;
+		}
+	ec->lp = NULL;
+}
+
+/* Free every C resource; `L` may call callbacks (close) or not (gc). */
+static void evclient_release(lua_State *L, struct levclient *ec, int call_back)
+{
+	uint64_t h;
+	struct p0f_result r;
+
+	if (ec->c == NULL)
+		return;
+	p0f_ev_detach(&ec->e);
+	p0f_client_close(ec->c); /* pending -> ECANCELED, owed replies drained */
+	while (p0f_client_next_done(ec->c, &h, &r)) {
+		if (call_back && ec->cbs_ref != LUA_NOREF) {
+			struct delivery d = { ec, h, &r };
+			lua_pushcfunction(L, deliver_one);
+			lua_pushlightuserdata(L, &d);
+			if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+				lua_pop(L, 1);
+		}
+	}
+	p0f_client_free(ec->c);
+	ec->c = NULL;
+	ec->e.client = NULL;
+	loop_unlink(ec);
+	luaL_unref(L, LUA_REGISTRYINDEX, ec->cbs_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, ec->loop_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, ec->onerr_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, ec->self_ref);
+	ec->cbs_ref = ec->loop_ref = ec->onerr_ref = ec->self_ref = LUA_NOREF;
+}
+
+static int l_evclient_close(lua_State *L)
+{
+	struct levclient *ec = luaL_checkudata(L, 1, EVCLIENT_MT);
+	if (ec->c != NULL && ec->e.in_kick) {
+		/* Closed from one of its own callbacks: the driver is still
+		 * walking this object, so keep it alive until run() returns. */
+		lua_getfield(L, LUA_REGISTRYINDEX, ZOMBIES);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, LUA_REGISTRYINDEX, ZOMBIES);
+		}
+		lua_pushvalue(L, 1);
+		lua_pushboolean(L, 1);
+		lua_rawset(L, -3);
+		lua_pop(L, 1);
+	}
+	evclient_release(L, ec, 1);
+	return 0;
+}
+
+static int l_evclient_gc(lua_State *L)
+{
+	struct levclient *ec = luaL_checkudata(L, 1, EVCLIENT_MT);
+	evclient_release(L, ec, 0);
+	return 0;
+}
+
+static int l_evclient_tostring(lua_State *L)
+{
+	struct levclient *ec = luaL_checkudata(L, 1, EVCLIENT_MT);
+	if (ec->c == NULL)
+		lua_pushstring(L, "p0f.evclient (closed)");
+	else
+		lua_pushfstring(L, "p0f.evclient (%s, %d pending)", ec->path,
+		                (int)p0f_client_pending(ec->c));
+	return 1;
+}
+
+static const luaL_Reg evclient_methods[] = {
+	{ "query", l_evclient_query },
+	{ "cancel", l_evclient_cancel },
+	{ "pending", l_evclient_pending },
+	{ "close", l_evclient_close },
+	{ "__gc", l_evclient_gc },
+	{ "__close", l_evclient_close },
+	{ "__tostring", l_evclient_tostring },
+	{ NULL, NULL }
+};
+
+static int run_loop(lua_State *L, int flags)
+{
+	struct lloop *lp = check_loop(L, 1);
+	lua_State *saved = lp->L;
+	int more;
+
+	lp->L = L;
+	more = ev_run(lp->loop, flags);
+	lp->L = saved;
+	if (saved == NULL) {
+		lua_pushnil(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, ZOMBIES);
+	}
+	lua_pushboolean(L, more);
+	return 1;
+}
+
+static int l_loop_run(lua_State *L) { return run_loop(L, 0); }
+static int l_loop_run_once(lua_State *L) { return run_loop(L, EVRUN_ONCE); }
+static int l_loop_run_nowait(lua_State *L) { return run_loop(L, EVRUN_NOWAIT); }
+
+static int l_loop_now(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	lua_pushnumber(L, ev_now(lp->loop));
+	return 1;
+}
+
+static int l_loop_close(lua_State *L)
+{
+	struct lloop *lp = luaL_checkudata(L, 1, LOOP_MT);
+
+	if (lp->loop == NULL)
+		return 0;
+	while (lp->clients)
+		evclient_release(L, lp->clients, 0);
+	if (!lp->is_default)
+		ev_loop_destroy(lp->loop);
+	lp->loop = NULL;
+	return 0;
+}
+
+static int l_loop_tostring(lua_State *L)
+{
+	struct lloop *lp = luaL_checkudata(L, 1, LOOP_MT);
+	lua_pushfstring(L, "p0f.loop (%s)", lp->loop == NULL ? "closed"
+	                : lp->is_default ? "default" : "own");
+	return 1;
+}
+
+static const luaL_Reg loop_methods[] = {
+	{ "client", l_loop_client },
+	{ "run", l_loop_run },
+	{ "run_once", l_loop_run_once },
+	{ "run_nowait", l_loop_run_nowait },
+	{ "now", l_loop_now },
+	{ "close", l_loop_close },
+	{ "__gc", l_loop_close },
+	{ "__close", l_loop_close },
+	{ "__tostring", l_loop_tostring },
+	{ NULL, NULL }
+};
+
+/* ---- module ---------------------------------------------------------------- */
+
+static const luaL_Reg core_funcs[] = {
+	{ "encode_query", l_encode_query },
+	{ "decode_query", l_decode_query },
+	{ "decode", l_decode },
+	{ "encode_response", l_encode_response },
+	{ "normalize", l_normalize },
+	{ "query", l_query },
+	{ "v2_encode_query", l_v2_encode_query },
+	{ "v2_decode_query", l_v2_decode_query },
+	{ "v2_decode", l_v2_decode },
+	{ "v2_encode_response", l_v2_encode_response },
+	{ "v2_query", l_v2_query },
+	{ "client", l_client },
+	{ "loop", l_loop },
+	{ NULL, NULL }
+};
+
+__attribute__((visibility("default"))) int luaopen_p0f_core(lua_State *L);
+
+int luaopen_p0f_core(lua_State *L)
+{
+	new_class(L, CLIENT_MT, client_methods);
+	new_class(L, LOOP_MT, loop_methods);
+	new_class(L, EVCLIENT_MT, evclient_methods);
+	p0f_newlib(L, core_funcs);
+	lua_pushinteger(L, P0F_RESP_LEN);
+	lua_setfield(L, -2, "RESPONSE_SIZE");
+	lua_pushinteger(L, P0F_QUERY_LEN);
+	lua_setfield(L, -2, "QUERY_SIZE");
+	lua_pushstring(L, "0.1.0");
+	lua_setfield(L, -2, "_VERSION");
+	return 1;
+}

@@ -1,0 +1,588 @@
+/*
+ * p0f_client: see p0f_client.h for what it promises. Layout:
+ *
+ *   recs[]      every query record, indexed; a handle is (generation << 24
+ *               | index) so a stale handle is recognised.
+ *   pending     doubly-linked list, submit order: queued and on-the-wire
+ *               records. All share one timeout, so the head always has the
+ *               earliest deadline.
+ *   unsent      cursor: the first record of `pending` not yet written.
+ *   ring[]      the replies owed by the daemon, in order: a record index,
+ *               or GHOST for a query that timed out or was cancelled after
+ *               it went out (its reply is read and dropped).
+ *   done        singly-linked FIFO of finished records awaiting fetch.
+ */
+
+#include "p0f_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NONE UINT32_MAX
+#define GHOST (UINT32_MAX - 1)
+#define IDX_BITS 24
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define GEN_MASK ((1u << 29) - 1) /* handle stays below 2^53: exact in a double */
+#define BACKOFF_MIN 0.05
+#define AGAIN_DELAY 0.02 /* listen backlog full: try the connect again soon */
+
+enum rec_state { R_FREE, R_QUEUED, R_SENT, R_DONE };
+
+struct rec {
+	uint32_t gen;
+	uint8_t state;
+	uint32_t prev, next; /* links in `pending`; `next` also links `done`/free */
+	double deadline;
+	uint8_t query[P0F_QUERY_LEN];
+	struct p0f_result res;
+};
+
+struct p0f_client {
+	struct sockaddr_un sa;
+	struct p0f_client_opts o;
+
+	int fd;
+	int connecting;      /* nonblocking connect in progress */
+	double retry_at;     /* no connect before this (monotonic) */
+	int connect_err;     /* why the last connect failed; queries fail fast */
+	unsigned failures;   /* consecutive losses / failed connects */
+
+	struct rec *recs;
+	uint32_t nrecs, free_head;
+	uint32_t pend_head, pend_tail, unsent;
+	uint32_t done_head, done_tail;
+	size_t npending, ndone;
+
+	uint32_t *ring;      /* max_inflight entries */
+	uint32_t ring_head, nring;
+
+	uint8_t *out;        /* queries being written */
+	size_t outlen, outoff;
+	uint8_t in[P0F_RESP_LEN * 16];
+	size_t inlen;
+};
+
+double p0f_monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- records and lists ------------------------------------------------ */
+
+static uint64_t handle_of(const struct p0f_client *c, uint32_t i)
+{
+	return ((uint64_t)c->recs[i].gen << IDX_BITS) | i;
+}
+
+static uint32_t rec_of(const struct p0f_client *c, uint64_t h)
+{
+	uint32_t i = (uint32_t)(h & IDX_MASK);
+	if (h == 0 || i >= c->nrecs || c->recs[i].state == R_FREE ||
+	    c->recs[i].gen != (uint32_t)(h >> IDX_BITS))
+		return NONE;
+	return i;
+}
+
+static int rec_alloc(struct p0f_client *c, uint32_t *out)
+{
+	uint32_t i;
+
+	if (c->free_head == NONE) {
+		uint32_t n = c->nrecs ? c->nrecs * 2 : 64, k;
+		struct rec *r;
+		if (n > IDX_MASK + 1u)
+			n = IDX_MASK + 1u;
+		if (n <= c->nrecs)
+			return ENOBUFS;
+		r = realloc(c->recs, (size_t)n * sizeof *r);
+		if (r == NULL)
+			return ENOMEM;
+		c->recs = r;
+		for (k = n; k-- > c->nrecs;) {
+			memset(&r[k], 0, sizeof r[k]);
+			r[k].state = R_FREE;
+			r[k].gen = 1;
+			r[k].next = c->free_head;
+			c->free_head = k;
+		}
+		c->nrecs = n;
+	}
+	i = c->free_head;
+	c->free_head = c->recs[i].next;
+	*out = i;
+	return 0;
+}
+
+static void rec_free(struct p0f_client *c, uint32_t i)
+{
+	struct rec *r = &c->recs[i];
+	r->state = R_FREE;
+	r->gen = (r->gen % GEN_MASK) + 1; /* never 0: handle 0 means none */
+	r->next = c->free_head;
+	c->free_head = i;
+}
+
+static void pending_unlink(struct p0f_client *c, uint32_t i)
+{
+	struct rec *r = &c->recs[i];
+
+	if (c->unsent == i)
+		c->unsent = r->next;
+	if (r->prev != NONE)
+		c->recs[r->prev].next = r->next;
+	else
+		c->pend_head = r->next;
+	if (r->next != NONE)
+		c->recs[r->next].prev = r->prev;
+	else
+		c->pend_tail = r->prev;
+	c->npending--;
+}
+
+/* A record on the wire leaves a ghost in the ring: its reply is still owed. */
+static void ring_ghost(struct p0f_client *c, uint32_t i)
+{
+	uint32_t k;
+	for (k = 0; k < c->nring; k++) {
+		uint32_t *slot = &c->ring[(c->ring_head + k) % c->o.max_inflight];
+		if (*slot == i) {
+			*slot = GHOST;
+			return;
+		}
+	}
+}
+
+/* Move a pending record to `done` with an outcome. */
+static void finish(struct p0f_client *c, uint32_t i, int err)
+{
+	struct rec *r = &c->recs[i];
+
+	if (r->state == R_SENT)
+		ring_ghost(c, i);
+	pending_unlink(c, i);
+	r->state = R_DONE;
+	r->res.err = err;
+	r->next = NONE;
+	if (c->done_tail != NONE)
+		c->recs[c->done_tail].next = i;
+	else
+		c->done_head = i;
+	c->done_tail = i;
+	c->ndone++;
+}
+
+static void done_unlink(struct p0f_client *c, uint32_t i)
+{
+	uint32_t p = NONE, k;
+
+	for (k = c->done_head; k != NONE && k != i; k = c->recs[k].next)
+		p = k;
+	if (k == NONE)
+		return;
+	if (p == NONE)
+		c->done_head = c->recs[i].next;
+	else
+		c->recs[p].next = c->recs[i].next;
+	if (c->done_tail == i)
+		c->done_tail = p;
+	c->ndone--;
+}
+
+/* ---- the connection --------------------------------------------------- */
+
+static void backoff(struct p0f_client *c, double now)
+{
+	double d = 0;
+
+	if (c->failures > 0) {
+		d = BACKOFF_MIN;
+		for (unsigned k = 1; k < c->failures && d < c->o.backoff_max; k++)
+			d *= 2;
+		if (d > c->o.backoff_max)
+			d = c->o.backoff_max;
+	}
+	c->failures++;
+	c->retry_at = now + d;
+}
+
+/* The connection is unusable: fail what is on the wire, drop the socket.
+ * Only called when the daemon closed or broke the stream, so nothing it
+ * still has to write can hit a closed socket of ours. */
+static void lose(struct p0f_client *c, int err, double now)
+{
+	uint32_t k;
+
+	for (k = 0; k < c->nring; k++) {
+		uint32_t i = c->ring[(c->ring_head + k) % c->o.max_inflight];
+		if (i != GHOST) {
+			c->recs[i].state = R_QUEUED; /* off the wire: no ghost needed */
+			finish(c, i, err);
+		}
+	}
+	c->nring = c->ring_head = 0;
+	c->outlen = c->outoff = c->inlen = 0;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->connecting = 0;
+	backoff(c, now);
+}
+
+static void start_connect(struct p0f_client *c, double now)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		c->connect_err = errno;
+		backoff(c, now);
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&c->sa, sizeof c->sa) == 0) {
+		c->fd = fd;
+		c->connect_err = 0;
+		return;
+	}
+	if (errno == EINPROGRESS) {
+		c->fd = fd;
+		c->connecting = 1;
+		c->connect_err = 0;
+		return;
+	}
+	c->connect_err = errno;
+	close(fd);
+	if (c->connect_err == EAGAIN) {
+		/* Listen backlog full: p0f is busy, not gone. Queries wait. */
+		c->connect_err = 0;
+		c->retry_at = now + AGAIN_DELAY;
+		return;
+	}
+	backoff(c, now);
+}
+
+static void finish_connect(struct p0f_client *c, double now)
+{
+	struct pollfd p = { c->fd, POLLOUT, 0 };
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	if (poll(&p, 1, 0) <= 0)
+		return;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	c->connecting = 0;
+	if (err != 0) {
+		close(c->fd);
+		c->fd = -1;
+		c->connect_err = err;
+		backoff(c, now);
+	}
+}
+
+/* Read every complete reply there is and hand each to its query. */
+static void do_read(struct p0f_client *c, double now)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
+		size_t off = 0;
+
+		if (n == 0) {
+			lose(c, ECONNRESET, now);
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				lose(c, errno == EPIPE ? ECONNRESET : errno, now);
+			return;
+		}
+		c->inlen += (size_t)n;
+		while (c->inlen - off >= P0F_RESP_LEN) {
+			struct p0f_response resp;
+			uint32_t i;
+
+			if (c->nring == 0 ||
+			    p0f_response_decode(c->in + off, P0F_RESP_LEN, &resp) != 0) {
+				lose(c, EPROTO, now); /* unasked-for or malformed: desync */
+				return;
+			}
+			i = c->ring[c->ring_head];
+			c->ring_head = (c->ring_head + 1) % c->o.max_inflight;
+			c->nring--;
+			c->failures = 0;
+			off += P0F_RESP_LEN;
+			if (i != GHOST) {
+				c->recs[i].res.resp = resp;
+				finish(c, i, 0);
+			}
+		}
+		memmove(c->in, c->in + off, c->inlen - off);
+		c->inlen -= off;
+	}
+}
+
+/* Put as many queued queries on the wire as the in-flight bound allows. */
+static void do_write(struct p0f_client *c, double now)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->outoff == c->outlen) {
+			c->outoff = c->outlen = 0;
+			while (c->unsent != NONE && c->nring < c->o.max_inflight) {
+				uint32_t i = c->unsent;
+				struct rec *r = &c->recs[i];
+				memcpy(c->out + c->outlen, r->query, P0F_QUERY_LEN);
+				c->outlen += P0F_QUERY_LEN;
+				r->state = R_SENT;
+				c->ring[(c->ring_head + c->nring) % c->o.max_inflight] = i;
+				c->nring++;
+				c->unsent = r->next;
+			}
+			if (c->outlen == 0)
+				return;
+		}
+		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				lose(c, errno == EPIPE ? ECONNRESET : errno, now);
+			return;
+		}
+		c->outoff += (size_t)n;
+		if (c->outoff < c->outlen)
+			return; /* socket buffer full: wait for POLLOUT */
+	}
+}
+
+static void expire(struct p0f_client *c, double now)
+{
+	while (c->pend_head != NONE && c->recs[c->pend_head].deadline <= now)
+		finish(c, c->pend_head, ETIMEDOUT);
+}
+
+void p0f_client_step(struct p0f_client *c)
+{
+	double now = p0f_monotonic();
+
+	if (c->fd >= 0 && c->connecting)
+		finish_connect(c, now);
+	if (c->fd >= 0 && !c->connecting)
+		do_read(c, now);
+	expire(c, now);
+	if (c->fd < 0 && c->unsent != NONE) {
+		if (now >= c->retry_at)
+			start_connect(c, now);
+		if (c->fd < 0 && c->connect_err != 0) {
+			/* Nobody to ask: answer now rather than at the deadline. */
+			while (c->unsent != NONE)
+				finish(c, c->unsent, c->connect_err);
+		}
+	}
+	if (c->fd >= 0 && !c->connecting)
+		do_write(c, now);
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+struct p0f_client *p0f_client_new(const char *path, const struct p0f_client_opts *opts)
+{
+	struct p0f_client *c;
+	size_t plen = strlen(path);
+
+	if (plen == 0 || plen >= sizeof c->sa.sun_path) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	if (opts)
+		c->o = *opts;
+	if (!(c->o.timeout > 0))
+		c->o.timeout = 5;
+	if (c->o.max_inflight == 0)
+		c->o.max_inflight = 64;
+	if (c->o.max_inflight > 65536)
+		c->o.max_inflight = 65536;
+	if (!(c->o.drain >= 0))
+		c->o.drain = 1;
+	if (!(c->o.backoff_max > 0))
+		c->o.backoff_max = 1;
+	c->ring = calloc(c->o.max_inflight, sizeof *c->ring);
+	c->out = malloc((size_t)c->o.max_inflight * P0F_QUERY_LEN);
+	if (c->ring == NULL || c->out == NULL) {
+		free(c->ring);
+		free(c->out);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->sa.sun_family = AF_UNIX;
+	memcpy(c->sa.sun_path, path, plen + 1);
+	c->fd = -1;
+	c->free_head = c->pend_head = c->pend_tail = c->unsent = NONE;
+	c->done_head = c->done_tail = NONE;
+	return c;
+}
+
+int p0f_client_submit(struct p0f_client *c, const char *addr, size_t len, uint64_t *handle)
+{
+	uint8_t q[P0F_QUERY_LEN];
+	uint32_t i;
+	struct rec *r;
+	int rc;
+
+	if ((rc = p0f_query_from_text(addr, len, q)) != 0)
+		return rc;
+	if ((rc = rec_alloc(c, &i)) != 0)
+		return rc;
+	r = &c->recs[i];
+	memcpy(r->query, q, sizeof q);
+	memset(&r->res, 0, sizeof r->res);
+	r->state = R_QUEUED;
+	r->deadline = p0f_monotonic() + c->o.timeout;
+	r->next = NONE;
+	r->prev = c->pend_tail;
+	if (c->pend_tail != NONE)
+		c->recs[c->pend_tail].next = i;
+	else
+		c->pend_head = i;
+	c->pend_tail = i;
+	if (c->unsent == NONE)
+		c->unsent = i;
+	c->npending++;
+	*handle = handle_of(c, i);
+	return 0;
+}
+
+int p0f_client_pollfd(const struct p0f_client *c) { return c->fd; }
+
+int p0f_client_events(const struct p0f_client *c)
+{
+	int ev;
+
+	if (c->fd < 0)
+		return 0;
+	if (c->connecting)
+		return P0F_EV_WRITE;
+	ev = P0F_EV_READ; /* also while idle: notice the daemon going away */
+	if (c->outoff < c->outlen)
+		ev |= P0F_EV_WRITE;
+	return ev;
+}
+
+double p0f_client_timeout(const struct p0f_client *c)
+{
+	double now = p0f_monotonic(), when = -1, t;
+
+	if (c->pend_head != NONE)
+		when = c->recs[c->pend_head].deadline;
+	if (c->fd < 0 && c->unsent != NONE && (when < 0 || c->retry_at < when))
+		when = c->retry_at;
+	if (when < 0)
+		return -1;
+	t = when - now;
+	return t > 0 ? t : 0;
+}
+
+int p0f_client_fetch(struct p0f_client *c, uint64_t handle, struct p0f_result *out)
+{
+	uint32_t i = rec_of(c, handle);
+
+	if (i == NONE)
+		return -1;
+	if (c->recs[i].state != R_DONE)
+		return 0;
+	*out = c->recs[i].res;
+	done_unlink(c, i);
+	rec_free(c, i);
+	return 1;
+}
+
+int p0f_client_next_done(struct p0f_client *c, uint64_t *handle, struct p0f_result *out)
+{
+	uint32_t i = c->done_head;
+
+	if (i == NONE)
+		return 0;
+	*handle = handle_of(c, i);
+	*out = c->recs[i].res;
+	c->done_head = c->recs[i].next;
+	if (c->done_head == NONE)
+		c->done_tail = NONE;
+	c->ndone--;
+	rec_free(c, i);
+	return 1;
+}
+
+void p0f_client_cancel(struct p0f_client *c, uint64_t handle)
+{
+	uint32_t i = rec_of(c, handle);
+
+	if (i == NONE)
+		return;
+	if (c->recs[i].state != R_DONE)
+		finish(c, i, ECANCELED);
+	done_unlink(c, i);
+	rec_free(c, i);
+}
+
+size_t p0f_client_pending(const struct p0f_client *c) { return c->npending; }
+size_t p0f_client_finished(const struct p0f_client *c) { return c->ndone; }
+int p0f_client_connected(const struct p0f_client *c) { return c->fd >= 0 && !c->connecting; }
+
+/* Replies owed for queries whose bytes fully reached the socket. */
+static uint32_t owed(const struct p0f_client *c)
+{
+	size_t unwritten = (c->outlen - c->outoff + P0F_QUERY_LEN - 1) / P0F_QUERY_LEN;
+	return c->nring - (uint32_t)unwritten;
+}
+
+void p0f_client_close(struct p0f_client *c)
+{
+	double until = p0f_monotonic() + c->o.drain;
+
+	while (c->pend_head != NONE)
+		finish(c, c->pend_head, ECANCELED);
+	/* Drain: p0f dies of SIGPIPE if it writes a reply to a closed socket. */
+	while (c->fd >= 0 && !c->connecting && owed(c) > 0) {
+		struct pollfd p = { c->fd, POLLIN, 0 };
+		double left = until - p0f_monotonic();
+		int r;
+		if (left <= 0)
+			break;
+		r = poll(&p, 1, (int)(left * 1000) + 1);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0)
+			do_read(c, p0f_monotonic());
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->connecting = 0;
+	c->nring = c->ring_head = 0;
+	c->outlen = c->outoff = c->inlen = 0;
+}
+
+void p0f_client_free(struct p0f_client *c)
+{
+	if (c == NULL)
+		return;
+	p0f_client_close(c);
+	free(c->recs);
+	free(c->ring);
+	free(c->out);
+	free(c);
+}
