@@ -75,7 +75,7 @@ function support.start_p0f(extra)
 end
 
 function support.p0f_alive(d)
-  return d and d.pid and support.sh("kill -0 " .. d.pid .. " 2>/dev/null")
+  return d ~= nil and require("p0f.fake").pid_alive(d.pid)
 end
 
 --- Stop only the p0f we started, by its PID.
