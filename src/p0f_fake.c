@@ -13,6 +13,8 @@
  *   delay MS HEX       the same, MS milliseconds later
  *   half HEX           the first half of the bytes, then close
  *   hang               never answer (this connection answers nothing more)
+ *   echo               "ok", with the queried address as os_name (for tests
+ *                      that check each reply reaches the query it answers)
  *   close              close the connection instead of answering
  * Replies on one connection keep the order of the queries, as p0f's do.
  *
@@ -40,7 +42,7 @@
 #define MAX_BYTES 4096
 #define MAX_CHUNKS 256
 
-enum action { A_REPLY, A_SPLIT, A_DELAY, A_HALF, A_HANG, A_CLOSE };
+enum action { A_REPLY, A_SPLIT, A_DELAY, A_HALF, A_HANG, A_CLOSE, A_ECHO };
 
 struct rule {
 	char addr[P0F_ADDR_TEXT_MAX]; /* canonical text, or "*" */
@@ -57,6 +59,7 @@ struct chunk {
 	int split, close_after, hang;
 	uint8_t v2id[4]; /* v2 replies echo the query id */
 	int patch_id;
+	uint8_t own[P0F_RESP_LEN]; /* bytes made for this query (echo) */
 };
 
 struct conn {
@@ -161,9 +164,11 @@ static int load_script(const char *path)
 			r->act = A_HANG;
 		else if (strcmp(act, "close") == 0 && n == 2)
 			r->act = A_CLOSE;
+		else if (strcmp(act, "echo") == 0 && n == 2)
+			r->act = A_ECHO;
 		else
 			goto bad;
-		if (r->act != A_HANG && r->act != A_CLOSE && parse_hex(a1, r) != 0)
+		if (r->act != A_HANG && r->act != A_CLOSE && r->act != A_ECHO && parse_hex(a1, r) != 0)
 			goto bad;
 		nrules++;
 	}
@@ -208,8 +213,6 @@ static void answer(struct conn *c, const char *addr, const uint8_t *id)
 	double now = p0f_monotonic();
 
 	logline("query", addr);
-	if (c->n == MAX_CHUNKS)
-		return; /* a client that never reads: drop, it is broken anyway */
 	k = &c->q[(c->head + c->n) % MAX_CHUNKS];
 	memset(k, 0, sizeof *k);
 	c->n++;
@@ -231,6 +234,17 @@ static void answer(struct conn *c, const char *addr, const uint8_t *id)
 	case A_HALF: k->len = r->len / 2; k->close_after = 1; break;
 	case A_HANG: k->hang = 1; break;
 	case A_CLOSE: k->len = 0; k->close_after = 1; break;
+	case A_ECHO: {
+		struct p0f_response e;
+		memset(&e, 0, sizeof e);
+		e.status = P0F_STATUS_OK;
+		e.distance = 0;
+		snprintf(e.os_name, sizeof e.os_name, "%s", addr);
+		p0f_response_encode(&e, k->own);
+		k->bytes = k->own;
+		k->len = sizeof k->own;
+		break;
+	}
 	case A_REPLY: break;
 	}
 }
@@ -239,7 +253,8 @@ static void parse_queries(struct conn *c)
 {
 	size_t qlen = v2 ? P0F2_QUERY_LEN : P0F_QUERY_LEN, off = 0;
 
-	while (c->inlen - off >= qlen) {
+	/* Like p0f, answer in order and stop reading while replies pile up. */
+	while (c->inlen - off >= qlen && c->n < MAX_CHUNKS) {
 		const uint8_t *q = c->in + off;
 		char text[P0F_ADDR_TEXT_MAX] = "invalid";
 		if (v2) {
@@ -323,13 +338,14 @@ static int serve(int lfd)
 			double t;
 			if (conns[i].fd < 0)
 				continue;
+			parse_queries(&conns[i]); /* queries held back by a full queue */
 			t = flush(&conns[i]);
 			if (conns[i].fd < 0)
 				continue;
 			if (t >= 0 && (ms < 0 || (int)(t * 1000) + 1 < ms))
 				ms = (int)(t * 1000) + 1;
 			p[np].fd = conns[i].fd;
-			p[np].events = POLLIN;
+			p[np].events = conns[i].inlen < sizeof conns[i].in ? POLLIN : 0;
 			idx[np++] = i;
 		}
 		if (poll(p, (nfds_t)np, ms) < 0) {

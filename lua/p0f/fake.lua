@@ -11,7 +11,8 @@
 --   ... p0f.query(srv.socket, "203.0.113.7") ...
 --   srv:stop()
 --
--- A rule is "nomatch", "badquery", "hang" or "close"; or a table of reply
+-- A rule is "nomatch", "badquery", "hang", "close" or "echo" (status ok,
+-- os_name = the address asked about); or a table of reply
 -- fields (as p0f.decode returns them); or { action = ACTION, reply = fields
 -- or bytes = raw string, ms = delay } with ACTION one of reply, split
 -- (one byte per write), delay, half (half the bytes, then close).
@@ -59,7 +60,7 @@ local function reply_bytes(rule, v2)
 end
 
 local function rule_line(addr, rule, v2)
-  if rule == "hang" or rule == "close" then
+  if rule == "hang" or rule == "close" or rule == "echo" then
     return addr .. " " .. rule
   end
   if rule == "nomatch" or rule == "badquery" then
