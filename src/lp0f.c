@@ -566,8 +566,12 @@ static const char *events_str(int ev)
 /* Push a finished query the Lua way: result, or nil, message, code. */
 static int push_result(lua_State *L, const struct p0f_result *r, const char *path)
 {
-	if (r->err != 0)
-		return push_err(L, r->err, lua_pushfstring(L, "p0f at %s", path));
+	if (r->err != 0) {
+		/* exactly 3 values: callers pass them on as call arguments */
+		push_err(L, r->err, lua_pushfstring(L, "p0f at %s", path));
+		lua_remove(L, -4);
+		return 3;
+	}
 	push_response(L, &r->resp);
 	return 1;
 }
@@ -1173,6 +1177,7 @@ static const luaL_Reg core_funcs[] = {
 	{ NULL, NULL }
 };
 
+static void server_open(lua_State *L); /* the server side, at the end */
 __attribute__((visibility("default"))) int luaopen_p0f_core(lua_State *L);
 
 int luaopen_p0f_core(lua_State *L)
@@ -1181,6 +1186,7 @@ int luaopen_p0f_core(lua_State *L)
 	new_class(L, LOOP_MT, loop_methods);
 	new_class(L, EVCLIENT_MT, evclient_methods);
 	p0f_newlib(L, core_funcs);
+	server_open(L);
 	lua_pushinteger(L, P0F_RESP_LEN);
 	lua_setfield(L, -2, "RESPONSE_SIZE");
 	lua_pushinteger(L, P0F_QUERY_LEN);
@@ -1189,3 +1195,1125 @@ int luaopen_p0f_core(lua_State *L)
 	lua_setfield(L, -2, "_VERSION");
 	return 1;
 }
+
+/* ==== server side: listeners, connections, timers, signals, Redis, syslog ===
+ *
+ * What a small daemon on the loop needs (p0f-policyd uses it; nothing here
+ * knows about policies). Same rules as above: every callback runs under
+ * lua_pcall from inside run(); an object with work in flight (an open
+ * connection, an active timer, a listener, a Redis connection until its
+ * close()) is anchored in the registry, so dropping the last Lua reference
+ * never frees memory a watcher still points at.
+ */
+#include <signal.h>
+#include <syslog.h>
+
+#include "p0f_net.h"
+#include "p0f_redis.h"
+
+#define LISTENER_MT "p0f.listener"
+#define CONN_MT "p0f.conn"
+#define TIMER_MT "p0f.timer"
+#define SIGNAL_MT "p0f.signal"
+#define REDIS_MT "p0f.redis"
+
+#define SRV_READ_MAX 16384
+#define SRV_ACCEPT_BURST 32
+
+/* Run body(L, ud) under lua_pcall; report an error that escapes it. */
+typedef int (*srv_body_fn)(lua_State *L, void *ud);
+struct srv_call {
+	srv_body_fn fn;
+	void *ud;
+};
+
+static int srv_trampoline(lua_State *L)
+{
+	struct srv_call *c = lua_touserdata(L, 1);
+	lua_settop(L, 0);
+	return c->fn(L, c->ud);
+}
+
+static void srv_protected(lua_State *L, srv_body_fn fn, void *ud)
+{
+	struct srv_call c;
+	if (L == NULL)
+		return;
+	c.fn = fn;
+	c.ud = ud;
+	lua_pushcfunction(L, srv_trampoline);
+	lua_pushlightuserdata(L, &c);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+		fprintf(stderr, "p0f: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+		lua_pop(L, 1);
+	}
+}
+
+/* The function and its nargs arguments are on the stack: call, report errors. */
+static void srv_callback(lua_State *L, int nargs, const char *what)
+{
+	if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
+		fprintf(stderr, "p0f: error in %s callback: %s\n", what,
+		        lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+		lua_pop(L, 1);
+	}
+}
+
+static int srv_ref(lua_State *L, int idx)
+{
+	lua_pushvalue(L, idx);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void srv_unref(lua_State *L, int *ref)
+{
+	if (*ref != LUA_NOREF) {
+		luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+		*ref = LUA_NOREF;
+	}
+}
+
+/* The loop is still there to stop watchers on (it may be closed first). */
+static struct ev_loop *srv_evloop(struct lloop *lp)
+{
+	return lp ? lp->loop : NULL;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+struct lconn {
+	struct lloop *lp;
+	ev_io rio, wio;
+	int fd, started, closing;
+	char *out;
+	size_t outlen, outoff, outcap;
+	int loop_ref, self_ref, onread_ref, onclose_ref;
+	char peer[64];
+};
+
+static void conn_stop_watchers(struct lconn *c)
+{
+	struct ev_loop *loop = srv_evloop(c->lp);
+	if (loop) {
+		ev_io_stop(loop, &c->rio);
+		ev_io_stop(loop, &c->wio);
+	}
+}
+
+/* Close the fd and let go of everything; the userdata stays valid (closed). */
+static void conn_release(lua_State *L, struct lconn *c)
+{
+	if (c->fd < 0 && c->self_ref == LUA_NOREF)
+		return;
+	conn_stop_watchers(c);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->out);
+	c->out = NULL;
+	c->outlen = c->outoff = c->outcap = 0;
+	srv_unref(L, &c->onread_ref);
+	srv_unref(L, &c->onclose_ref);
+	srv_unref(L, &c->loop_ref);
+	srv_unref(L, &c->self_ref);
+}
+
+/* Write out what is buffered: 0, or an errno value. */
+static int conn_flush(struct lconn *c)
+{
+	int err = 0;
+	while (c->outoff < c->outlen) {
+		ssize_t n = p0f_net_write(c->fd, c->out + c->outoff, c->outlen - c->outoff, &err);
+		if (n < 0)
+			return err;
+		c->outoff += (size_t)n;
+	}
+	c->outoff = c->outlen = 0;
+	return 0;
+}
+
+/* Peer gone or an error: release, then tell Lua (on_close(conn, msg, code)). */
+static void conn_lost(lua_State *L, struct lconn *c, int err)
+{
+	int has_cb = c->onclose_ref != LUA_NOREF;
+	if (has_cb)
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->onclose_ref);
+	conn_release(L, c);
+	if (!has_cb)
+		return;
+	lua_pushvalue(L, 1); /* the connection, kept on the body's stack */
+	if (err == 0) {
+		srv_callback(L, 1, "on_close");
+	} else {
+		lua_pushstring(L, err_text(err));
+		lua_pushstring(L, err_name(err));
+		srv_callback(L, 3, "on_close");
+	}
+}
+
+static int conn_read_body(lua_State *L, void *ud)
+{
+	struct lconn *c = ud;
+	char buf[SRV_READ_MAX];
+	int err = 0;
+	ssize_t n;
+
+	if (c->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref); /* index 1: alive while we work */
+	n = p0f_net_read(c->fd, buf, sizeof buf, &err);
+	if (n < 0 && err == EAGAIN)
+		return 0;
+	if (n > 0) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->onread_ref);
+		lua_pushvalue(L, 1);
+		lua_pushlstring(L, buf, (size_t)n);
+		srv_callback(L, 2, "on_read");
+		return 0;
+	}
+	conn_lost(L, c, n == 0 ? 0 : err);
+	return 0;
+}
+
+static int conn_write_body(lua_State *L, void *ud)
+{
+	struct lconn *c = ud;
+	int err;
+
+	if (c->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+	err = conn_flush(c);
+	if (err == EAGAIN)
+		return 0;
+	ev_io_stop(c->lp->loop, &c->wio);
+	if (err != 0) {
+		conn_lost(L, c, err);
+		return 0;
+	}
+	if (c->closing)
+		conn_release(L, c);
+	return 0;
+}
+
+static void on_conn_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct lconn *c = w->data;
+	(void)loop;
+	(void)revents;
+	srv_protected(c->lp->L, conn_read_body, c);
+}
+
+static void on_conn_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct lconn *c = w->data;
+	(void)loop;
+	(void)revents;
+	srv_protected(c->lp->L, conn_write_body, c);
+}
+
+static struct lconn *check_conn(lua_State *L)
+{
+	return luaL_checkudata(L, 1, CONN_MT);
+}
+
+/* conn:start(on_read, on_close): begin reading. */
+static int l_conn_start(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (!lua_isnoneornil(L, 3))
+		luaL_checktype(L, 3, LUA_TFUNCTION);
+	if (c->fd < 0)
+		return luaL_error(L, "attempt to use a closed connection");
+	if (c->started)
+		return luaL_error(L, "connection already started");
+	c->started = 1;
+	c->onread_ref = srv_ref(L, 2);
+	if (!lua_isnoneornil(L, 3))
+		c->onclose_ref = srv_ref(L, 3);
+	if (srv_evloop(c->lp))
+		ev_io_start(c->lp->loop, &c->rio);
+	return 0;
+}
+
+/* conn:write(data) -> true | nil, message, code. What does not fit now is
+ * buffered and written when the peer reads; a write error also shows up as
+ * on_close on the read side. */
+static int l_conn_write(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	size_t len;
+	const char *s = luaL_checklstring(L, 2, &len);
+	int err = 0;
+
+	if (c->fd < 0 || c->closing)
+		return push_err(L, EPIPE, "connection closed");
+	if (c->outlen == 0) {
+		ssize_t n = p0f_net_write(c->fd, s, len, &err);
+		if (n < 0 && err != EAGAIN)
+			return push_err(L, err, c->peer);
+		if (n > 0) {
+			s += n;
+			len -= (size_t)n;
+		}
+	}
+	if (len > 0) {
+		if (c->outoff > 0 && c->outoff == c->outlen)
+			c->outoff = c->outlen = 0;
+		if (c->outlen + len > c->outcap) {
+			size_t cap = c->outcap ? c->outcap : 4096;
+			char *p;
+			while (cap < c->outlen + len)
+				cap *= 2;
+			if ((p = realloc(c->out, cap)) == NULL)
+				return push_err(L, ENOMEM, c->peer);
+			c->out = p;
+			c->outcap = cap;
+		}
+		memcpy(c->out + c->outlen, s, len);
+		c->outlen += len;
+		if (srv_evloop(c->lp))
+			ev_io_start(c->lp->loop, &c->wio);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* conn:close(): stop reading now; close once buffered output is written
+ * (at once if there is none). on_close is not called for our own close. */
+static int l_conn_close(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	if (c->fd < 0)
+		return 0;
+	if (c->outlen > c->outoff && srv_evloop(c->lp) && !c->closing) {
+		c->closing = 1;
+		ev_io_stop(c->lp->loop, &c->rio);
+		srv_unref(L, &c->onread_ref);
+		srv_unref(L, &c->onclose_ref);
+		return 0;
+	}
+	conn_release(L, c);
+	return 0;
+}
+
+static int l_conn_gc(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	conn_stop_watchers(c);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->out);
+	c->out = NULL;
+	return 0;
+}
+
+static int l_conn_peer(lua_State *L)
+{
+	lua_pushstring(L, check_conn(L)->peer);
+	return 1;
+}
+
+static int l_conn_buffered(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	lua_pushinteger(L, (lua_Integer)(c->outlen - c->outoff));
+	return 1;
+}
+
+static int l_conn_closed(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	lua_pushboolean(L, c->fd < 0 || c->closing);
+	return 1;
+}
+
+static int l_conn_tostring(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	lua_pushfstring(L, "p0f.conn (%s, %s)", c->peer, c->fd < 0 ? "closed" : "open");
+	return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+	{ "start", l_conn_start },
+	{ "write", l_conn_write },
+	{ "close", l_conn_close },
+	{ "peer", l_conn_peer },
+	{ "buffered", l_conn_buffered },
+	{ "closed", l_conn_closed },
+	{ "__gc", l_conn_gc },
+	{ "__close", l_conn_close },
+	{ "__tostring", l_conn_tostring },
+	{ NULL, NULL }
+};
+
+/* ---- listeners ------------------------------------------------------------- */
+
+struct llistener {
+	struct lloop *lp;
+	ev_io io;
+	ev_timer pause; /* out of descriptors: stop accepting for a moment */
+	int fd;
+	int loop_ref, self_ref, cb_ref;
+	char addr[P0F_NET_ADDR_MAX];
+};
+
+static void listener_stop(struct llistener *ls)
+{
+	struct ev_loop *loop = srv_evloop(ls->lp);
+	if (loop) {
+		ev_io_stop(loop, &ls->io);
+		ev_timer_stop(loop, &ls->pause);
+	}
+}
+
+static void listener_release(lua_State *L, struct llistener *ls)
+{
+	listener_stop(ls);
+	if (ls->fd >= 0)
+		p0f_net_close_listener(ls->fd, ls->addr);
+	ls->fd = -1;
+	srv_unref(L, &ls->cb_ref);
+	srv_unref(L, &ls->loop_ref);
+	srv_unref(L, &ls->self_ref);
+}
+
+static int accept_body(lua_State *L, void *ud)
+{
+	struct llistener *ls = ud;
+	int i, err = 0;
+
+	if (ls->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ls->self_ref); /* 1: the listener */
+	for (i = 0; i < SRV_ACCEPT_BURST && ls->fd >= 0; i++) {
+		/* The userdata first: an allocation error must not lose a descriptor. */
+		struct lconn *c = lua_newuserdata(L, sizeof *c);
+		memset(c, 0, sizeof *c);
+		c->fd = -1;
+		c->loop_ref = c->self_ref = c->onread_ref = c->onclose_ref = LUA_NOREF;
+		luaL_getmetatable(L, CONN_MT);
+		lua_setmetatable(L, -2);
+		c->fd = p0f_net_accept(ls->fd, c->peer, sizeof c->peer, &err);
+		if (c->fd < 0) {
+			lua_pop(L, 1);
+			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+				fprintf(stderr, "p0f: accept on %s: %s; pausing\n", ls->addr, strerror(err));
+				ev_io_stop(ls->lp->loop, &ls->io);
+				ev_timer_set(&ls->pause, 0.5, 0.);
+				ev_timer_start(ls->lp->loop, &ls->pause);
+				break;
+			}
+			if (err == EAGAIN)
+				break;
+			continue; /* ECONNABORTED and friends: that one is gone */
+		}
+		c->lp = ls->lp;
+		ev_io_init(&c->rio, on_conn_read, c->fd, EV_READ);
+		ev_io_init(&c->wio, on_conn_write, c->fd, EV_WRITE);
+		c->rio.data = c->wio.data = c;
+		c->self_ref = srv_ref(L, -1);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ls->loop_ref);
+		c->loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cb_ref);
+		lua_pushvalue(L, -2);
+		lua_pushstring(L, c->peer);
+		srv_callback(L, 2, "on_accept");
+		if (!c->started) /* nobody will read it */
+			conn_release(L, c);
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct llistener *ls = w->data;
+	(void)loop;
+	(void)revents;
+	srv_protected(ls->lp->L, accept_body, ls);
+}
+
+static void on_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct llistener *ls = w->data;
+	(void)revents;
+	if (ls->fd >= 0)
+		ev_io_start(loop, &ls->io);
+}
+
+/* loop:listen(addr, on_accept [, {backlog=, mode=}]) -> listener | nil, msg, code
+ * on_accept(conn, peer) must call conn:start(on_read, on_close) to keep it. */
+static int l_loop_listen(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	const char *addr = luaL_checkstring(L, 2);
+	struct llistener *ls;
+	int err = 0, backlog = 128;
+	unsigned mode = 0;
+
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	if (!lua_isnoneornil(L, 4)) {
+		luaL_checktype(L, 4, LUA_TTABLE);
+		backlog = (int)opt_num(L, 4, "backlog", 128);
+		mode = (unsigned)opt_num(L, 4, "mode", 0);
+	}
+	if (strlen(addr) >= P0F_NET_ADDR_MAX)
+		return push_err(L, ENAMETOOLONG, addr);
+	ls = lua_newuserdata(L, sizeof *ls);
+	memset(ls, 0, sizeof *ls);
+	ls->fd = -1;
+	ls->loop_ref = ls->self_ref = ls->cb_ref = LUA_NOREF;
+	luaL_getmetatable(L, LISTENER_MT);
+	lua_setmetatable(L, -2);
+	strcpy(ls->addr, addr);
+	ls->fd = p0f_net_listen(addr, backlog, mode, &err);
+	if (ls->fd < 0) {
+		if (err == EINVAL) {
+			lua_pushnil(L);
+			lua_pushfstring(L, "bad listen address '%s' (127.0.0.1:PORT, [::1]:PORT or unix:/path)", addr);
+			lua_pushstring(L, "EINVAL");
+			return 3;
+		}
+		lua_pushnil(L);
+		lua_pushfstring(L, "listen on %s: %s", addr, strerror(err));
+		lua_pushstring(L, err_name(err));
+		return 3;
+	}
+	ls->lp = lp;
+	ls->loop_ref = srv_ref(L, 1);
+	ls->cb_ref = srv_ref(L, 3);
+	ls->self_ref = srv_ref(L, -1);
+	ev_io_init(&ls->io, on_accept, ls->fd, EV_READ);
+	ev_timer_init(&ls->pause, on_accept_resume, 0., 0.);
+	ls->io.data = ls->pause.data = ls;
+	ev_io_start(lp->loop, &ls->io);
+	return 1;
+}
+
+static struct llistener *check_listener(lua_State *L)
+{
+	return luaL_checkudata(L, 1, LISTENER_MT);
+}
+
+static int l_listener_close(lua_State *L)
+{
+	listener_release(L, check_listener(L));
+	return 0;
+}
+
+static int l_listener_gc(lua_State *L)
+{
+	struct llistener *ls = check_listener(L);
+	listener_stop(ls);
+	if (ls->fd >= 0)
+		p0f_net_close_listener(ls->fd, ls->addr);
+	ls->fd = -1;
+	return 0;
+}
+
+/* The TCP port actually bound (useful after listening on port 0). */
+static int l_listener_port(lua_State *L)
+{
+	struct llistener *ls = check_listener(L);
+	int port = ls->fd >= 0 ? p0f_net_local_port(ls->fd) : -1;
+	if (port < 0)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, port);
+	return 1;
+}
+
+static int l_listener_tostring(lua_State *L)
+{
+	struct llistener *ls = check_listener(L);
+	lua_pushfstring(L, "p0f.listener (%s, %s)", ls->addr, ls->fd < 0 ? "closed" : "listening");
+	return 1;
+}
+
+static const luaL_Reg listener_methods[] = {
+	{ "close", l_listener_close },
+	{ "port", l_listener_port },
+	{ "__gc", l_listener_gc },
+	{ "__close", l_listener_close },
+	{ "__tostring", l_listener_tostring },
+	{ NULL, NULL }
+};
+
+/* ---- timers ------------------------------------------------------------------ */
+
+struct ltimer {
+	struct lloop *lp;
+	ev_timer t;
+	double after, rep;
+	int loop_ref, self_ref, cb_ref;
+};
+
+static int timer_body(lua_State *L, void *ud)
+{
+	struct ltimer *t = ud;
+	if (t->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref); /* 1: alive while we work */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->cb_ref);
+	lua_pushvalue(L, 1);
+	srv_callback(L, 1, "timer");
+	if (srv_evloop(t->lp) == NULL || !ev_is_active(&t->t))
+		srv_unref(L, &t->self_ref); /* one-shot done (or stopped): not anchored any more */
+	return 0;
+}
+
+static void on_timer_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ltimer *t = w->data;
+	(void)loop;
+	(void)revents;
+	srv_protected(t->lp->L, timer_body, t);
+}
+
+static double check_seconds(lua_State *L, int i)
+{
+	double v = luaL_checknumber(L, i);
+	if (!(v >= 0) || v > 86400.0 * 365)
+		luaL_argerror(L, i, "non-negative number of seconds expected");
+	return v;
+}
+
+/* loop:timer(after, cb [, repeat]) -> timer, started; cb(timer). */
+static int l_loop_timer(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	double after = check_seconds(L, 2);
+	double rep = lua_isnoneornil(L, 4) ? 0 : check_seconds(L, 4);
+	struct ltimer *t;
+
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	t = lua_newuserdata(L, sizeof *t);
+	memset(t, 0, sizeof *t);
+	t->loop_ref = t->self_ref = t->cb_ref = LUA_NOREF;
+	luaL_getmetatable(L, TIMER_MT);
+	lua_setmetatable(L, -2);
+	t->lp = lp;
+	t->after = after;
+	t->rep = rep;
+	t->loop_ref = srv_ref(L, 1);
+	t->cb_ref = srv_ref(L, 3);
+	ev_timer_init(&t->t, on_timer_fire, after, rep);
+	t->t.data = t;
+	ev_timer_start(lp->loop, &t->t);
+	t->self_ref = srv_ref(L, -1);
+	return 1;
+}
+
+static struct ltimer *check_timer(lua_State *L)
+{
+	return luaL_checkudata(L, 1, TIMER_MT);
+}
+
+static int l_timer_stop(lua_State *L)
+{
+	struct ltimer *t = check_timer(L);
+	if (srv_evloop(t->lp))
+		ev_timer_stop(t->lp->loop, &t->t);
+	srv_unref(L, &t->self_ref);
+	return 0;
+}
+
+/* timer:again([after]): (re)start, `after` seconds from now. */
+static int l_timer_again(lua_State *L)
+{
+	struct ltimer *t = check_timer(L);
+	if (t->cb_ref == LUA_NOREF || srv_evloop(t->lp) == NULL)
+		return luaL_error(L, "attempt to use a closed timer");
+	if (!lua_isnoneornil(L, 2))
+		t->after = check_seconds(L, 2);
+	ev_timer_stop(t->lp->loop, &t->t);
+	ev_timer_set(&t->t, t->after, t->rep);
+	ev_timer_start(t->lp->loop, &t->t);
+	if (t->self_ref == LUA_NOREF)
+		t->self_ref = srv_ref(L, 1);
+	return 0;
+}
+
+static int l_timer_active(lua_State *L)
+{
+	struct ltimer *t = check_timer(L);
+	lua_pushboolean(L, srv_evloop(t->lp) != NULL && ev_is_active(&t->t));
+	return 1;
+}
+
+static int l_timer_close(lua_State *L)
+{
+	struct ltimer *t = check_timer(L);
+	if (srv_evloop(t->lp))
+		ev_timer_stop(t->lp->loop, &t->t);
+	srv_unref(L, &t->self_ref);
+	srv_unref(L, &t->cb_ref);
+	srv_unref(L, &t->loop_ref);
+	return 0;
+}
+
+static int l_timer_gc(lua_State *L)
+{
+	struct ltimer *t = check_timer(L);
+	if (srv_evloop(t->lp))
+		ev_timer_stop(t->lp->loop, &t->t);
+	return 0;
+}
+
+static const luaL_Reg timer_methods[] = {
+	{ "stop", l_timer_stop },
+	{ "again", l_timer_again },
+	{ "active", l_timer_active },
+	{ "close", l_timer_close },
+	{ "__gc", l_timer_gc },
+	{ "__close", l_timer_close },
+	{ NULL, NULL }
+};
+
+/* ---- signals (default loop only: libev lets one loop own signals) --------- */
+
+struct lsignal {
+	struct lloop *lp;
+	ev_signal w;
+	int loop_ref, self_ref, cb_ref;
+};
+
+static const struct {
+	const char *name;
+	int sig;
+} sigtab[] = {
+	{ "TERM", SIGTERM }, { "INT", SIGINT }, { "HUP", SIGHUP },
+	{ "QUIT", SIGQUIT }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+};
+
+static int check_signum(lua_State *L, int i)
+{
+	size_t k;
+	const char *s;
+	if (lua_type(L, i) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(L, i);
+		if (n < 1 || n > 64)
+			luaL_argerror(L, i, "signal number expected");
+		return (int)n;
+	}
+	s = luaL_checkstring(L, i);
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (k = 0; k < sizeof sigtab / sizeof sigtab[0]; k++)
+		if (strcmp(s, sigtab[k].name) == 0)
+			return sigtab[k].sig;
+	luaL_argerror(L, i, "TERM, INT, HUP, QUIT, USR1, USR2 or a number expected");
+	return 0;
+}
+
+static int signal_body(lua_State *L, void *ud)
+{
+	struct lsignal *s = ud;
+	if (s->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->cb_ref);
+	lua_pushvalue(L, 1);
+	lua_pushinteger(L, s->w.signum);
+	srv_callback(L, 2, "signal");
+	return 0;
+}
+
+static void on_signal_fire(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct lsignal *s = w->data;
+	(void)loop;
+	(void)revents;
+	srv_protected(s->lp->L, signal_body, s);
+}
+
+/* loop:signal(sig, cb) -> watcher; cb(watcher, signum). */
+static int l_loop_signal(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	int sig = check_signum(L, 2);
+	struct lsignal *s;
+
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	if (!lp->is_default)
+		return luaL_argerror(L, 1, "signals need the default loop (p0f.loop(\"default\"))");
+	s = lua_newuserdata(L, sizeof *s);
+	memset(s, 0, sizeof *s);
+	s->loop_ref = s->self_ref = s->cb_ref = LUA_NOREF;
+	luaL_getmetatable(L, SIGNAL_MT);
+	lua_setmetatable(L, -2);
+	s->lp = lp;
+	s->loop_ref = srv_ref(L, 1);
+	s->cb_ref = srv_ref(L, 3);
+	ev_signal_init(&s->w, on_signal_fire, sig);
+	s->w.data = s;
+	ev_signal_start(lp->loop, &s->w);
+	s->self_ref = srv_ref(L, -1);
+	return 1;
+}
+
+static struct lsignal *check_signal_w(lua_State *L)
+{
+	return luaL_checkudata(L, 1, SIGNAL_MT);
+}
+
+static int l_signal_stop(lua_State *L)
+{
+	struct lsignal *s = check_signal_w(L);
+	if (srv_evloop(s->lp))
+		ev_signal_stop(s->lp->loop, &s->w);
+	srv_unref(L, &s->self_ref);
+	srv_unref(L, &s->cb_ref);
+	srv_unref(L, &s->loop_ref);
+	return 0;
+}
+
+static int l_signal_gc(lua_State *L)
+{
+	struct lsignal *s = check_signal_w(L);
+	if (srv_evloop(s->lp))
+		ev_signal_stop(s->lp->loop, &s->w);
+	return 0;
+}
+
+static const luaL_Reg signal_methods[] = {
+	{ "stop", l_signal_stop },
+	{ "close", l_signal_stop },
+	{ "__gc", l_signal_gc },
+	{ "__close", l_signal_stop },
+	{ NULL, NULL }
+};
+
+/* loop:stop(): make run() return after the current callbacks. */
+static int l_loop_stop(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	ev_break(lp->loop, EVBREAK_ALL);
+	return 0;
+}
+
+/* ---- Redis ------------------------------------------------------------------- */
+
+struct lredis {
+	struct lloop *lp;
+	struct p0f_redis *r;
+	lua_State *closing_L; /* set while close() fails the pending commands */
+	int loop_ref, self_ref;
+	char where[280];
+};
+
+struct lredis_cmd {
+	struct lredis *lr;
+	int cb_ref;
+};
+
+struct redis_delivery {
+	struct lredis_cmd *cmd;
+	const redisReply *reply;
+	int err;
+	const char *errstr;
+};
+
+static void push_redis_reply(lua_State *L, const redisReply *r, int depth)
+{
+	size_t i;
+	luaL_checkstack(L, 4, "redis reply too deep");
+	switch (r->type) {
+	case REDIS_REPLY_STRING:
+	case REDIS_REPLY_STATUS:
+	case REDIS_REPLY_ERROR:
+		lua_pushlstring(L, r->str, (size_t)r->len);
+		break;
+	case REDIS_REPLY_INTEGER:
+		lua_pushnumber(L, (lua_Number)r->integer);
+		break;
+	case REDIS_REPLY_ARRAY:
+		if (depth > 8) {
+			lua_pushboolean(L, 0);
+			break;
+		}
+		lua_createtable(L, (int)r->elements, 0);
+		for (i = 0; i < r->elements; i++) {
+			if (r->element[i]->type == REDIS_REPLY_NIL)
+				lua_pushboolean(L, 0); /* no holes in the array */
+			else
+				push_redis_reply(L, r->element[i], depth + 1);
+			lua_rawseti(L, -2, (int)i + 1);
+		}
+		break;
+	default:
+		lua_pushnil(L);
+	}
+}
+
+static int redis_deliver_body(lua_State *L, void *ud)
+{
+	struct redis_delivery *d = ud;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, d->cmd->cb_ref);
+	if (d->err != 0) {
+		lua_pushfstring(L, "redis at %s: %s", d->cmd->lr->where,
+		                d->errstr ? d->errstr : err_text(d->err));
+		lua_pushnil(L);
+		lua_pushstring(L, err_name(d->err));
+		srv_callback(L, 3, "redis");
+	} else if (d->reply->type == REDIS_REPLY_ERROR) {
+		lua_pushfstring(L, "redis at %s: %s", d->cmd->lr->where, d->reply->str);
+		lua_pushnil(L);
+		lua_pushstring(L, "EREDIS");
+		srv_callback(L, 3, "redis");
+	} else {
+		lua_pushnil(L);
+		push_redis_reply(L, d->reply, 0);
+		srv_callback(L, 2, "redis");
+	}
+	return 0;
+}
+
+static void redis_done(void *ud, const redisReply *reply, int err, const char *errstr)
+{
+	struct lredis_cmd *cmd = ud;
+	struct lredis *lr = cmd->lr;
+	lua_State *L = lr->closing_L ? lr->closing_L : (lr->lp ? lr->lp->L : NULL);
+	struct redis_delivery d;
+
+	d.cmd = cmd;
+	d.reply = reply;
+	d.err = err;
+	d.errstr = errstr;
+	if (L) {
+		srv_protected(L, redis_deliver_body, &d);
+		srv_unref(L, &cmd->cb_ref);
+	}
+	free(cmd);
+}
+
+/* loop:redis{host=, port=, timeout=, backoff=} -> redis. Nothing is
+ * connected until the first command; it lives until :close(). */
+static int l_loop_redis(lua_State *L)
+{
+	struct lloop *lp = check_loop(L, 1);
+	struct p0f_redis_opts o;
+	struct lredis *lr;
+	const char *host = "127.0.0.1";
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_getfield(L, 2, "host");
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			bad_opt(L, "host", "string");
+		host = lua_tostring(L, -1);
+	}
+	memset(&o, 0, sizeof o);
+	o.host = host;
+	o.port = (int)opt_num(L, 2, "port", 6379);
+	if (o.port < 1 || o.port > 65535)
+		luaL_error(L, "bad option 'port' (1 to 65535 expected)");
+	o.timeout = opt_seconds(L, 2, "timeout", 1, 0);
+	o.backoff = opt_seconds(L, 2, "backoff", 1, 0);
+	lr = lua_newuserdata(L, sizeof *lr);
+	memset(lr, 0, sizeof *lr);
+	lr->loop_ref = lr->self_ref = LUA_NOREF;
+	luaL_getmetatable(L, REDIS_MT);
+	lua_setmetatable(L, -2);
+	if (host[0] == '/' || strncmp(host, "unix:", 5) == 0)
+		snprintf(lr->where, sizeof lr->where, "%s", host);
+	else
+		snprintf(lr->where, sizeof lr->where, "%s:%d", host, o.port);
+	if ((lr->r = p0f_redis_new(lp->loop, &o)) == NULL)
+		return push_err(L, errno, host);
+	lr->lp = lp;
+	lr->loop_ref = srv_ref(L, 1);
+	lr->self_ref = srv_ref(L, -1);
+	return 1;
+}
+
+static struct lredis *check_redis(lua_State *L)
+{
+	struct lredis *lr = luaL_checkudata(L, 1, REDIS_MT);
+	if (lr->r == NULL)
+		luaL_error(L, "attempt to use a closed redis connection");
+	return lr;
+}
+
+/* redis:command({ "SET", k, v, "EX", ttl }, function(err, reply, code) end)
+ * The callback always runs later, from the loop, exactly once. */
+static int l_redis_command(lua_State *L)
+{
+	struct lredis *lr = check_redis(L);
+	const char *argv[64];
+	size_t lens[64];
+	int argc, i, rc;
+	struct lredis_cmd *cmd;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	argc = (int)p0f_rawlen(L, 2);
+	if (argc < 1 || argc > 64)
+		return luaL_argerror(L, 2, "1 to 64 command arguments expected");
+	luaL_checkstack(L, argc + 4, "too many redis arguments");
+	for (i = 0; i < argc; i++) {
+		lua_rawgeti(L, 2, i + 1);
+		if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+			return luaL_argerror(L, 2, "strings and numbers expected");
+		argv[i] = lua_tolstring(L, -1, &lens[i]); /* stays on the stack */
+	}
+	cmd = malloc(sizeof *cmd);
+	if (cmd == NULL)
+		return luaL_error(L, "out of memory");
+	cmd->lr = lr;
+	cmd->cb_ref = srv_ref(L, 3);
+	rc = p0f_redis_command(lr->r, argc, argv, lens, redis_done, cmd);
+	if (rc != 0) {
+		srv_unref(L, &cmd->cb_ref);
+		free(cmd);
+		return luaL_error(L, "out of memory");
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_redis_pending(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)p0f_redis_pending(check_redis(L)->r));
+	return 1;
+}
+
+static int l_redis_connected(lua_State *L)
+{
+	lua_pushboolean(L, p0f_redis_connected(check_redis(L)->r));
+	return 1;
+}
+
+/* Pending commands get their callbacks now, with ECANCELED. */
+static int l_redis_close(lua_State *L)
+{
+	struct lredis *lr = luaL_checkudata(L, 1, REDIS_MT);
+	if (lr->r == NULL)
+		return 0;
+	lr->closing_L = L;
+	p0f_redis_free(lr->r);
+	lr->r = NULL;
+	lr->closing_L = NULL;
+	srv_unref(L, &lr->loop_ref);
+	srv_unref(L, &lr->self_ref);
+	return 0;
+}
+
+/* Only reached once close() let go (or at exit): nothing left to call back. */
+static int l_redis_gc(lua_State *L)
+{
+	struct lredis *lr = luaL_checkudata(L, 1, REDIS_MT);
+	if (lr->r != NULL && srv_evloop(lr->lp) != NULL) {
+		lr->closing_L = NULL;
+		lr->lp = NULL; /* callbacks see no Lua state: they only free */
+		p0f_redis_free(lr->r);
+	}
+	lr->r = NULL;
+	return 0;
+}
+
+static int l_redis_tostring(lua_State *L)
+{
+	struct lredis *lr = luaL_checkudata(L, 1, REDIS_MT);
+	lua_pushfstring(L, "p0f.redis (%s, %s)", lr->where, lr->r == NULL ? "closed"
+	                : p0f_redis_connected(lr->r) ? "connected" : "not connected");
+	return 1;
+}
+
+static const luaL_Reg redis_methods[] = {
+	{ "command", l_redis_command },
+	{ "pending", l_redis_pending },
+	{ "connected", l_redis_connected },
+	{ "close", l_redis_close },
+	{ "__gc", l_redis_gc },
+	{ "__close", l_redis_close },
+	{ "__tostring", l_redis_tostring },
+	{ NULL, NULL }
+};
+
+/* ---- syslog ---------------------------------------------------------------------- */
+
+/* openlog() keeps the ident pointer: this buffer is the one piece of static
+ * state in the module, as the syslog connection is process-wide anyway. */
+static char syslog_ident[64];
+
+static const struct {
+	const char *name;
+	int value;
+} syslog_names[] = {
+	{ "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "user", LOG_USER },
+	{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
+	{ "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+	{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+}, syslog_levels[] = {
+	{ "err", LOG_ERR }, { "error", LOG_ERR }, { "warning", LOG_WARNING },
+	{ "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+};
+
+static int syslog_lookup(lua_State *L, int i, int which)
+{
+	const char *s = luaL_checkstring(L, i);
+	size_t k, n = which ? sizeof syslog_levels / sizeof syslog_levels[0]
+	                    : sizeof syslog_names / sizeof syslog_names[0];
+	for (k = 0; k < n; k++) {
+		const char *name = which ? syslog_levels[k].name : syslog_names[k].name;
+		if (strcmp(s, name) == 0)
+			return which ? syslog_levels[k].value : syslog_names[k].value;
+	}
+	return luaL_argerror(L, i, which ? "err, warning, notice, info or debug expected"
+	                                 : "mail, daemon, user or local0..local7 expected");
+}
+
+/* p0f.core.syslog_open(ident, facility) */
+static int l_syslog_open(lua_State *L)
+{
+	const char *ident = luaL_checkstring(L, 1);
+	int fac = syslog_lookup(L, 2, 0);
+	snprintf(syslog_ident, sizeof syslog_ident, "%s", ident);
+	openlog(syslog_ident, LOG_PID | LOG_NDELAY, fac);
+	return 0;
+}
+
+/* p0f.core.syslog(level, message) */
+static int l_syslog(lua_State *L)
+{
+	int level = syslog_lookup(L, 1, 1);
+	syslog(level, "%s", luaL_checkstring(L, 2));
+	return 0;
+}
+
+/* ---- registration ------------------------------------------------------------- */
+
+static const luaL_Reg server_loop_methods[] = {
+	{ "listen", l_loop_listen },
+	{ "timer", l_loop_timer },
+	{ "signal", l_loop_signal },
+	{ "redis", l_loop_redis },
+	{ "stop", l_loop_stop },
+	{ NULL, NULL }
+};
+
+static const luaL_Reg server_funcs[] = {
+	{ "syslog_open", l_syslog_open },
+	{ "syslog", l_syslog },
+	{ NULL, NULL }
+};
+
+/* Called from luaopen_p0f_core with the module table on top. */
+static void server_open(lua_State *L)
+{
+	new_class(L, LISTENER_MT, listener_methods);
+	new_class(L, CONN_MT, conn_methods);
+	new_class(L, TIMER_MT, timer_methods);
+	new_class(L, SIGNAL_MT, signal_methods);
+	new_class(L, REDIS_MT, redis_methods);
+	luaL_getmetatable(L, LOOP_MT);
+	p0f_setfuncs(L, server_loop_methods, 0);
+	lua_pop(L, 1);
+	p0f_setfuncs(L, server_funcs, 0);
+}
+/* ==== end of the server side ==================================================== */

@@ -486,6 +486,10 @@ double p0f_client_timeout(const struct p0f_client *c)
 {
 	double now = p0f_monotonic(), when = -1, t;
 
+	/* Queries submitted since the last step that could go out now. */
+	if (c->unsent != NONE && c->fd >= 0 && !c->connecting &&
+	    c->nring < c->o.max_inflight && c->outoff == c->outlen)
+		return 0;
 	if (c->pend_head != NONE)
 		when = c->recs[c->pend_head].deadline;
 	if (c->fd < 0 && c->unsent != NONE && (when < 0 || c->retry_at < when))
