@@ -386,6 +386,16 @@ function TestPatterns:test_pcre_syntax()
   lu.assertNotNil(symbol(f:verdict(result(LINUX)), "CI"))
 end
 
+function TestPatterns:test_slash_form_as_rspamd_reads_it()
+  -- rspamd compiles "/re/flags" with those flags; the same config means the
+  -- same outside rspamd.
+  local f = new{ patterns = { CI = "/^windows/i", CS = "/^windows/" } }
+  local v = f:verdict(result(WIN))
+  lu.assertEquals(symbol(v, "CI").options, { "Windows 7 or 8" })
+  lu.assertNil(symbol(v, "CS"))
+  lu.assertStrContains(bad({ patterns = { X = "/^windows/q" } }, "patterns.X"), "flags")
+end
+
 function TestPatterns:test_pluggable_engine()
   local seen = {}
   local hooks = { regex = function(pattern, flags)

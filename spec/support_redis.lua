@@ -52,8 +52,16 @@ function M.start()
   return d
 end
 
+--- Running, and not a zombie waiting for whoever reaps daemons here.
 function M.alive(d)
-  return d and d.pid and support.sh("kill -0 " .. d.pid .. " 2>/dev/null")
+  if not (d and d.pid) then return false end
+  local f = io.open("/proc/" .. d.pid .. "/stat")
+  if f then
+    local stat = f:read("*l") or ""
+    f:close()
+    return stat:match("%) (%a)") ~= "Z"
+  end
+  return support.sh("kill -0 " .. d.pid .. " 2>/dev/null")
 end
 
 --- Stop only the redis-server we started, by its PID, and remove its directory.

@@ -79,6 +79,15 @@ function filter.regex_engines.pcre2(pattern, flags)
   if not ok then
     return nil, "no regular expression engine: lua-rex-pcre2 (rex_pcre2) is not installed"
   end
+  if flags == "" then
+    -- rspamd reads "/re/flags" as a regex with flags: the same config must
+    -- mean the same thing outside rspamd.
+    local inner, f = pattern:match("^/(.+)/(%a*)$")
+    if inner then
+      if f:find("[^imsx]") then return nil, "unsupported flags '" .. f .. "'" end
+      pattern, flags = inner, f
+    end
+  end
   local okc, re = pcall(rex.new, pattern, flags ~= "" and flags or nil)
   if not okc then return nil, tostring(re) end
   return function(s) return re:find(s) ~= nil end
@@ -88,7 +97,12 @@ function filter.regex_engines.rspamd(pattern, flags)
   local rspamd_regexp = require("rspamd_regexp")
   -- With no flags rspamd parses "/re/flags" itself, as its own p0f module
   -- does for patterns; with flags the pattern is taken as it is.
-  local re = rspamd_regexp.create_cached(pattern, flags ~= "" and flags or nil)
+  local re
+  if flags == "" then
+    re = rspamd_regexp.create_cached(pattern) -- an explicit nil flags is refused
+  else
+    re = rspamd_regexp.create_cached(pattern, flags)
+  end
   if not re then return nil, "invalid regular expression" end
   return function(s) return re:match(s) and true or false end
 end
