@@ -1,0 +1,171 @@
+#!/bin/sh
+# The benchmark: lua-p0f against a C reference client and the peers, all
+# driving one real p0f on the loopback interface that this script starts
+# and stops (by its PID). Prints one table of medians over several rounds.
+#
+#   bench/run.sh [--rounds N] [--seconds S] [--quick] [--pin same|split|none]
+#                [--memory-queries N] [--build DIR]
+#
+#   --rounds N     rounds of every row, interleaved; medians are reported (5)
+#   --seconds S    length of one measurement (2)
+#   --quick        2 rounds of 0.5 s, 100,000 queries for the memory row
+#   --pin same     p0f and the clients share one CPU (default: CPU 1)
+#   --pin split    p0f on CPU 0, the clients on CPU 1
+#   --pin none     no pinning (figures move with the scheduler)
+#   --build DIR    build directory (default: build-bench in the source tree)
+#
+# Needs root (p0f sniffs lo), p0f, cmake, a C compiler, libev-dev,
+# liblua5.4-dev, lua5.4, lua-socket, lua-cqueues; the plugin-layer row needs
+# lua-rex-pcre2; the Haraka rows need node and npm (skipped without them).
+set -eu
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$SRC/build-bench"
+ROUNDS=5
+SECONDS_EACH=2
+MEMQ=1000000
+PIN=same
+DEPTH=64
+HARAKA_VERSION=1.0.15
+LUA=${LUA:-lua5.4}
+# The query mix, the same every time: a host p0f knows, and unseen IPv4/IPv6.
+MIX="127.0.0.1 192.0.2.7 2001:db8::7"
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--seconds) SECONDS_EACH=$2; shift 2 ;;
+	--memory-queries) MEMQ=$2; shift 2 ;;
+	--quick) ROUNDS=2; SECONDS_EACH=0.5; MEMQ=100000; shift ;;
+	--pin) PIN=$2; shift 2 ;;
+	--build) BUILD=$2; shift 2 ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+case "$PIN" in
+same) P0F_CPU=1; CLI_CPU=1 ;;
+split) P0F_CPU=0; CLI_CPU=1 ;;
+none) P0F_CPU=; CLI_CPU= ;;
+*) echo "run.sh: --pin same, split or none" >&2; exit 2 ;;
+esac
+if [ -n "$CLI_CPU" ] && [ "$(nproc)" -le "$CLI_CPU" ]; then
+	P0F_CPU=0; CLI_CPU=0 # one CPU: everything shares it
+fi
+pin() { # pin CPU command...
+	cpu=$1; shift
+	if [ -n "$cpu" ]; then taskset -c "$cpu" "$@"; else "$@"; fi
+}
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: p0f needs root to sniff lo" >&2; exit 1; }
+command -v p0f >/dev/null || { echo "run.sh: p0f is not installed" >&2; exit 1; }
+
+# ---- build (optimised) --------------------------------------------------
+echo "building in $BUILD ..." >&2
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DP0F_TEST_LUAS=5.4 >/dev/null
+cmake --build "$BUILD" -j2 --target p0f_core p0f-bench-ref tcp-touch >/dev/null
+REF="$BUILD/bench/p0f-bench-ref"
+TOUCH="$BUILD/spec/tcp-touch"
+export LUA_PATH="$SRC/lua/?.lua;$SRC/lua/?/init.lua;$SRC/bench/?.lua;;"
+export LUA_CPATH="$BUILD/?.so;;"
+
+# ---- Haraka's client, pinned version, installed next to the build ----------
+HARAKA=
+NODE_DIR="$BUILD/bench-node"
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	if [ ! -f "$NODE_DIR/node_modules/haraka-plugin-p0f/package.json" ] ||
+	   ! grep -q "\"version\": \"$HARAKA_VERSION\"" "$NODE_DIR/node_modules/haraka-plugin-p0f/package.json"; then
+		mkdir -p "$NODE_DIR"
+		echo "installing haraka-plugin-p0f@$HARAKA_VERSION ..." >&2
+		npm install --prefix "$NODE_DIR" --no-save --no-audit --no-fund \
+			"haraka-plugin-p0f@$HARAKA_VERSION" >/dev/null 2>&1 || true
+	fi
+	[ -f "$NODE_DIR/node_modules/haraka-plugin-p0f/index.js" ] && HARAKA=yes
+	HARAKA_WHY="npm install haraka-plugin-p0f@$HARAKA_VERSION failed"
+else
+	HARAKA_WHY="node/npm not installed"
+fi
+
+# ---- a real p0f on lo ------------------------------------------------------
+TMP=$(mktemp -d)
+P0F_PID=
+cleanup() {
+	if [ -n "$P0F_PID" ]; then
+		kill "$P0F_PID" 2>/dev/null || true
+		wait "$P0F_PID" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+SOCK="$TMP/p0f.sock"
+pin "$P0F_CPU" p0f -i lo -s "$SOCK" >"$TMP/p0f.log" 2>&1 &
+P0F_PID=$!
+i=0
+until grep -q "Entered main event loop" "$TMP/p0f.log" 2>/dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 200 ] || ! kill -0 "$P0F_PID" 2>/dev/null; then
+		echo "run.sh: p0f did not start:" >&2; cat "$TMP/p0f.log" >&2; exit 1
+	fi
+	sleep 0.05
+done
+# Make p0f learn 127.0.0.1 (and ::1), then wait until it answers "ok".
+i=0
+until P0F_SOCK=$SOCK "$LUA" -e 'local r = require("p0f").query(os.getenv("P0F_SOCK"), "127.0.0.1")
+		os.exit(r and r.status == "ok" and 0 or 1)'; do
+	i=$((i + 1))
+	[ $i -le 100 ] || { echo "run.sh: p0f never learned 127.0.0.1" >&2; exit 1; }
+	"$TOUCH" 127.0.0.1 3 >/dev/null
+	"$TOUCH" ::1 3 >/dev/null 2>&1 || true
+	sleep 0.1
+done
+
+# ---- the rows ----------------------------------------------------------------
+R="$TMP/results"
+{
+	echo "# lua-p0f benchmark: $(p0f -h 2>&1 | grep -o 'p0f [0-9][^ ]*' | head -1) on lo, $($LUA -v 2>&1 | cut -d' ' -f1-2), $(date -u +%Y-%m-%d)"
+	echo "# $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	case "$PIN" in
+	same) echo "# pinning: p0f and each client share CPU $CLI_CPU (taskset)" ;;
+	split) echo "# pinning: p0f on CPU $P0F_CPU, each client on CPU $CLI_CPU (taskset)" ;;
+	none) echo "# pinning: none" ;;
+	esac
+	echo "# medians of $ROUNDS rounds x ${SECONDS_EACH}s; pipelined rows keep $DEPTH queries in flight on one connection"
+	echo "# query mix, cycled: $MIX (only 127.0.0.1 is known to p0f)"
+} >"$R"
+
+row() { # row ID ROUND command...
+	id=$1; round=$2; shift 2
+	out=$(pin "$CLI_CPU" "$@") || { echo "run.sh: row $id failed" >&2; exit 1; }
+	echo "$id $round $out" >>"$R"
+	printf '.' >&2
+}
+
+# shellcheck disable=SC2086 # MIX is a list of words
+for round in $(seq 1 "$ROUNDS"); do
+	printf 'round %s ' "$round" >&2
+	row ref_one "$round" "$REF" "$SOCK" one "$SECONDS_EACH" $MIX
+	row ref_pipe "$round" "$REF" "$SOCK" "pipe:$DEPTH" "$SECONDS_EACH" $MIX
+	row blocking "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" blocking "$SECONDS_EACH" "$DEPTH" $MIX
+	row persistent "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" persistent "$SECONDS_EACH" "$DEPTH" $MIX
+	row libev "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" libev "$SECONDS_EACH" "$DEPTH" $MIX
+	row pollable "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" cqueues "$SECONDS_EACH" "$DEPTH" $MIX
+	row peer "$round" "$LUA" "$SRC/bench/peer.lua" "$SOCK" "$SECONDS_EACH" $MIX
+	if [ -n "$HARAKA" ]; then
+		row haraka_one "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" 1 $MIX
+		row haraka "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" "$DEPTH" $MIX
+	fi
+	row decode "$round" "$LUA" "$SRC/bench/decode.lua" "$SOCK" ours "$SECONDS_EACH" 127.0.0.1
+	row decode_plain "$round" "$LUA" "$SRC/bench/decode.lua" "$SOCK" plain "$SECONDS_EACH" 127.0.0.1
+	if [ -f "$SRC/lua/p0f/filter.lua" ] && [ -f "$SRC/lua/p0f/cache.lua" ]; then
+		row verdict "$round" "$LUA" "$SRC/bench/verdict.lua" "$SOCK" "$SECONDS_EACH" 127.0.0.1
+	fi
+	echo >&2
+done
+[ -n "$HARAKA" ] || { echo "skip haraka_one $HARAKA_WHY" >>"$R"; echo "skip haraka $HARAKA_WHY" >>"$R"; }
+echo "memory ... ($MEMQ queries)" >&2
+echo "memory $(pin "$CLI_CPU" "$LUA" "$SRC/bench/memory.lua" "$SOCK" "$MEMQ" $MIX)" >>"$R"
+
+kill -0 "$P0F_PID" 2>/dev/null || { echo "run.sh: p0f died during the run" >&2; exit 1; }
+"$LUA" "$SRC/bench/table.lua" "$R"
