@@ -12,6 +12,7 @@
 --     --   (flags "" or "i"); by default rspamd's regexp inside rspamd,
 --     --   lua-rex-pcre2 elsewhere. See filter.regex_engines.
 --   f.opts                        -- validated options, defaults filled in
+--     (times in seconds as numbers; reject/defer as lists; patterns as given)
 --   f:skip(ctx) -> reason | nil, canonical_addr, family
 --     -- ctx = { ip = "203.0.113.7", user = "alice" (authenticated) or nil }
 --   f:verdict(result [, ctx]) -> v     -- result as p0f.decode returns it
@@ -23,15 +24,26 @@
 --                   "link=Ethernet or modem", "distance=10" }, score = nil },
 --                 { name = "WINDOWS", options = { "Windows 7 or 8" }, score = 3.5 } },
 --     header  = { name = "X-OS-Fingerprint", value = "..." } or nil,
---     action  = { action = "reject" | "defer", message = "..." } or nil,
+--     action  = { action = "reject" | "defer", message = "...",
+--                 rule = the reject/defer item that matched } or nil,
 --     fields  = { os = "Windows 7 or 8", link = "DSL", distance = 12,
 --                 uptime = 3600 (seconds) or nil, fuzzy = false, generic = false },
 --     error   = "message (CODE)" for "fail" and "badquery", else nil,
 --   }
 --
+-- Options (names as in rspamd's p0f module, so its configs keep working):
+--   socket "/var/run/p0f.sock", timeout 5 (or "5s", "500ms"), symbol "P0F",
+--   symbol_fail "P0F_FAIL", patterns {}, header nil, expire 7200,
+--   nomatch_expire min(expire, 300), prefix "p0f", cache_size 10000,
+--   skip_local true, skip_authenticated true, reject/defer nil,
+--   reject_message/defer_message (${os} and ${ip} are filled in),
+--   enabled (ignored), and rspamd's Redis keys (servers, db, ...: kept, unchecked).
+--
 -- The three strings patterns see are the ones rspamd's own p0f module emits:
 -- the OS ("Linux 2.2.x-3.x", "unknown" when p0f knows none), "link=<type>"
 -- ("link=unknown" when empty) and "distance=<n>" ("distance=unknown").
+-- reject/defer items: a "/regex/" is searched in the OS string, a phrase
+-- must equal it; both ignore case (qpsmtpd's p0f_blocked_operating_systems).
 local core = require("p0f.core")
 
 local filter = {}
@@ -272,6 +284,64 @@ local function check_os_list(opts, name, regex)
   return rules
 end
 
+local function check_cache_size(opts)
+  local v = opts.cache_size
+  if type(v) ~= "number" or v < 0 or v % 1 ~= 0 then
+    return nil, bad("cache_size", "non-negative integer", describe(v))
+  end
+  return true
+end
+
+local function check_optional_bool(opts, name)
+  if opts[name] == nil then return true end
+  return check_bool(opts, name)
+end
+
+local function check_header(opts)
+  local v = opts.header
+  -- RFC 5322 field name: printable ASCII except ':'
+  if v ~= nil and (type(v) ~= "string" or not v:match("^[\33-\57\59-\126]+$")) then
+    return nil, bad("header", "header field name", describe(v))
+  end
+  return true
+end
+
+--- Check and normalise the options in place (defaults already filled in);
+-- returns the compiled matchers or nil and the first error.
+local function validate(o, regex)
+  local steps = {
+    { check_string, "socket" },
+    { check_seconds, "timeout" },
+    { check_symbol, "symbol" },
+    { check_symbol, "symbol_fail" },
+    { check_seconds, "expire" },
+    { function(opts)
+        if opts.nomatch_expire == nil then opts.nomatch_expire = math.min(opts.expire, 300) end
+        return check_seconds(opts, "nomatch_expire", true)
+      end },
+    { check_string, "prefix", true },
+    { check_cache_size },
+    { check_bool, "skip_local" },
+    { check_bool, "skip_authenticated" },
+    { check_optional_bool, "enabled" },
+    { check_header },
+    { check_string, "reject_message" },
+    { check_string, "defer_message" },
+  }
+  for _, step in ipairs(steps) do
+    local ok, err = step[1](o, step[2], step[3])
+    if not ok then return nil, err end
+  end
+  local compiled, err = {}, nil
+  compiled.patterns, err = check_patterns(o, regex)
+  if not compiled.patterns then return nil, err end
+  compiled.reject, err = check_os_list(o, "reject", regex)
+  if not compiled.reject then return nil, err end
+  compiled.defer, err = check_os_list(o, "defer", regex)
+  if not compiled.defer then return nil, err end
+  return compiled
+end
+
 -- ---- the filter object ---------------------------------------------------
 
 local Filter = {}
@@ -307,46 +377,10 @@ function filter.new(opts, hooks)
   for k, v in pairs(DEFAULTS) do
     if o[k] == nil then o[k] = v end
   end
-
-  local ok, err
-  local function run(fn, ...)
-    if ok == nil then return end
-    local r, e = fn(...)
-    if r == nil then ok, err = nil, e end
-    return r
-  end
-  ok = true
-  run(check_string, o, "socket")
-  run(check_seconds, o, "timeout")
-  run(check_symbol, o, "symbol")
-  run(check_symbol, o, "symbol_fail")
-  run(check_seconds, o, "expire")
-  if ok and o.nomatch_expire == nil then o.nomatch_expire = math.min(o.expire, 300) end
-  run(check_seconds, o, "nomatch_expire", true)
-  run(check_string, o, "prefix", true)
-  if ok and (type(o.cache_size) ~= "number" or o.cache_size < 0 or o.cache_size % 1 ~= 0) then
-    ok, err = nil, bad("cache_size", "non-negative integer", describe(o.cache_size))
-  end
-  run(check_bool, o, "skip_local")
-  run(check_bool, o, "skip_authenticated")
-  if ok and o.enabled ~= nil and type(o.enabled) ~= "boolean" then
-    ok, err = nil, bad("enabled", "boolean", describe(o.enabled))
-  end
-  if ok and o.header ~= nil then
-    -- RFC 5322 field name: printable ASCII except ':'
-    if type(o.header) ~= "string" or not o.header:match("^[\33-\57\59-\126]+$") then
-      ok, err = nil, bad("header", "header field name", describe(o.header))
-    end
-  end
-  run(check_string, o, "reject_message")
-  run(check_string, o, "defer_message")
-  local patterns = run(check_patterns, o, regex)
-  local reject = run(check_os_list, o, "reject", regex)
-  local defer = run(check_os_list, o, "defer", regex)
-  if not ok then return nil, err end
-
-  return setmetatable({ opts = o, _patterns = patterns, _reject = reject, _defer = defer },
-    Filter)
+  local compiled, err = validate(o, regex)
+  if not compiled then return nil, err end
+  return setmetatable({ opts = o, _patterns = compiled.patterns, _reject = compiled.reject,
+                        _defer = compiled.defer }, Filter)
 end
 
 local SKIP_SCOPE = {
