@@ -170,6 +170,9 @@ function TestOptions:test_rspamd_module_keys_accepted()
   local f = new{ enabled = true, servers = "127.0.0.1:6379", db = 2, password = "x",
                  timeout = 1, redis = { servers = "127.0.0.1" } }
   lu.assertEquals(f.opts.servers, "127.0.0.1:6379")
+  -- `enabled` is the host's business: a filter built with false still works
+  f = new{ enabled = false }
+  lu.assertEquals(f:verdict(result(LINUX)).status, "ok")
 end
 
 function TestOptions:test_programmer_errors_raise()
