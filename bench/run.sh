@@ -9,9 +9,9 @@
 #   --rounds N     rounds of every row, interleaved; medians are reported (5)
 #   --seconds S    length of one measurement (2)
 #   --quick        2 rounds of 0.5 s, 100,000 queries for the memory row
-#   --pin same     p0f and the clients share one CPU (default: CPU 1)
-#   --pin split    p0f on CPU 0, the clients on CPU 1
-#   --pin none     no pinning (figures move with the scheduler)
+#   --pin both     every daemon row twice: p0f and the client sharing CPU 1,
+#                  then p0f on CPU 0 and the client on CPU 1 (default)
+#   --pin same     only the shared-CPU figures;  --pin split: only the split ones
 #   --build DIR    build directory (default: build-bench in the source tree)
 #
 # Needs root (p0f sniffs lo), p0f, cmake, a C compiler, libev-dev,
@@ -24,7 +24,7 @@ BUILD="$SRC/build-bench"
 ROUNDS=5
 SECONDS_EACH=2
 MEMQ=1000000
-PIN=same
+PIN=both
 DEPTH=64
 HARAKA_VERSION=1.0.15
 LUA=${LUA:-lua5.4}
@@ -45,17 +45,20 @@ while [ $# -gt 0 ]; do
 done
 
 case "$PIN" in
-same) P0F_CPU=1; CLI_CPU=1 ;;
-split) P0F_CPU=0; CLI_CPU=1 ;;
-none) P0F_CPU=; CLI_CPU= ;;
-*) echo "run.sh: --pin same, split or none" >&2; exit 2 ;;
+both) MODES="same split" ;;
+same|split) MODES=$PIN ;;
+*) echo "run.sh: --pin both, same or split" >&2; exit 2 ;;
 esac
-if [ -n "$CLI_CPU" ] && [ "$(nproc)" -le "$CLI_CPU" ]; then
-	P0F_CPU=0; CLI_CPU=0 # one CPU: everything shares it
-fi
+[ "$(nproc)" -ge 2 ] || { echo "run.sh: needs 2 CPUs (pins to CPUs 0 and 1)" >&2; exit 1; }
+CLI_CPU=1
 pin() { # pin CPU command...
 	cpu=$1; shift
-	if [ -n "$cpu" ]; then taskset -c "$cpu" "$@"; else "$@"; fi
+	taskset -c "$cpu" "$@"
+}
+# Move the running p0f: same = onto the clients' CPU, split = off it.
+place_p0f() {
+	if [ "$1" = same ]; then c=$CLI_CPU; else c=0; fi
+	taskset -pc "$c" "$P0F_PID" >/dev/null
 }
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: p0f needs root to sniff lo" >&2; exit 1; }
@@ -100,7 +103,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 SOCK="$TMP/p0f.sock"
-pin "$P0F_CPU" p0f -i lo -s "$SOCK" >"$TMP/p0f.log" 2>&1 &
+pin 0 p0f -i lo -s "$SOCK" >"$TMP/p0f.log" 2>&1 &
 P0F_PID=$!
 i=0
 until grep -q "Entered main event loop" "$TMP/p0f.log" 2>/dev/null; do
@@ -126,11 +129,7 @@ R="$TMP/results"
 {
 	echo "# lua-p0f benchmark: $(p0f -h 2>&1 | grep -o 'p0f [0-9][^ ]*' | head -1) on lo, $($LUA -v 2>&1 | cut -d' ' -f1-2), $(date -u +%Y-%m-%d)"
 	echo "# $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-	case "$PIN" in
-	same) echo "# pinning: p0f and each client share CPU $CLI_CPU (taskset)" ;;
-	split) echo "# pinning: p0f on CPU $P0F_CPU, each client on CPU $CLI_CPU (taskset)" ;;
-	none) echo "# pinning: none" ;;
-	esac
+	echo "# pinning (taskset): \"1 CPU\" = p0f and the client share CPU $CLI_CPU; \"2 CPUs\" = p0f on CPU 0, the client on CPU $CLI_CPU"
 	echo "# medians of $ROUNDS rounds x ${SECONDS_EACH}s; pipelined rows keep $DEPTH queries in flight on one connection"
 	echo "# query mix, cycled: $MIX (only 127.0.0.1 is known to p0f)"
 } >"$R"
@@ -143,19 +142,28 @@ row() { # row ID ROUND command...
 }
 
 # shellcheck disable=SC2086 # MIX is a list of words
+daemon_rows() { # MODE ROUND: every row that talks to p0f
+	m=$1; round=$2
+	place_p0f "$m"
+	row "ref_one@$m" "$round" "$REF" "$SOCK" one "$SECONDS_EACH" $MIX
+	row "ref_pipe@$m" "$round" "$REF" "$SOCK" "pipe:$DEPTH" "$SECONDS_EACH" $MIX
+	row "blocking@$m" "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" blocking "$SECONDS_EACH" "$DEPTH" $MIX
+	row "persistent@$m" "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" persistent "$SECONDS_EACH" "$DEPTH" $MIX
+	row "libev@$m" "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" libev "$SECONDS_EACH" "$DEPTH" $MIX
+	row "pollable@$m" "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" cqueues "$SECONDS_EACH" "$DEPTH" $MIX
+	row "peer@$m" "$round" "$LUA" "$SRC/bench/peer.lua" "$SOCK" "$SECONDS_EACH" $MIX
+	if [ -n "$HARAKA" ]; then
+		row "haraka_one@$m" "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" 1 $MIX
+		row "haraka@$m" "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" "$DEPTH" $MIX
+	fi
+}
+
+# Rounds interleave every row, so a disturbance spreads over all of them.
 for round in $(seq 1 "$ROUNDS"); do
 	printf 'round %s ' "$round" >&2
-	row ref_one "$round" "$REF" "$SOCK" one "$SECONDS_EACH" $MIX
-	row ref_pipe "$round" "$REF" "$SOCK" "pipe:$DEPTH" "$SECONDS_EACH" $MIX
-	row blocking "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" blocking "$SECONDS_EACH" "$DEPTH" $MIX
-	row persistent "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" persistent "$SECONDS_EACH" "$DEPTH" $MIX
-	row libev "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" libev "$SECONDS_EACH" "$DEPTH" $MIX
-	row pollable "$round" "$LUA" "$SRC/bench/api.lua" "$SOCK" cqueues "$SECONDS_EACH" "$DEPTH" $MIX
-	row peer "$round" "$LUA" "$SRC/bench/peer.lua" "$SOCK" "$SECONDS_EACH" $MIX
-	if [ -n "$HARAKA" ]; then
-		row haraka_one "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" 1 $MIX
-		row haraka "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" "$DEPTH" $MIX
-	fi
+	for m in $MODES; do daemon_rows "$m" "$round"; done
+	# No daemon in these: they run on the client CPU, p0f idle elsewhere.
+	place_p0f split
 	row decode "$round" "$LUA" "$SRC/bench/decode.lua" "$SOCK" ours "$SECONDS_EACH" 127.0.0.1
 	row decode_plain "$round" "$LUA" "$SRC/bench/decode.lua" "$SOCK" plain "$SECONDS_EACH" 127.0.0.1
 	if [ -f "$SRC/lua/p0f/filter.lua" ] && [ -f "$SRC/lua/p0f/cache.lua" ]; then
@@ -164,7 +172,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	echo >&2
 done
 [ -n "$HARAKA" ] || { echo "skip haraka_one $HARAKA_WHY" >>"$R"; echo "skip haraka $HARAKA_WHY" >>"$R"; }
-echo "memory ... ($MEMQ queries)" >&2
+echo "memory ... ($MEMQ queries, p0f and the client on CPU $CLI_CPU)" >&2
+place_p0f same
 echo "memory $(pin "$CLI_CPU" "$LUA" "$SRC/bench/memory.lua" "$SOCK" "$MEMQ" $MIX)" >>"$R"
 
 kill -0 "$P0F_PID" 2>/dev/null || { echo "run.sh: p0f died during the run" >&2; exit 1; }

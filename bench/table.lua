@@ -1,8 +1,10 @@
 --- Prints the benchmark table from the raw figures bench/run.sh collected.
 --   lua5.4 table.lua RESULTS_FILE
 -- RESULTS_FILE lines: "# text" (a header line, printed as is),
--- "<row> <round> <count> <seconds>", "memory <rss_before_kB> <rss_after_kB> <queries> <seconds>",
--- "skip <row> <why...>". Rates are medians over the rounds.
+-- "<row>[@same|@split] <round> <count> <seconds>",
+-- "memory <rss_before_kB> <rss_after_kB> <queries> <seconds>",
+-- "skip <row> <why...>". Rates are medians over the rounds; "same" rows ran
+-- with p0f and the client on one CPU, "split" rows on two.
 local file = assert(arg[1], "usage: table.lua RESULTS_FILE")
 
 local ROWS = {
@@ -11,17 +13,19 @@ local ROWS = {
   { id = "blocking", label = "p0f.query, a connection per query", vs = "ref_one" },
   { id = "persistent", label = "client:query, persistent, one at a time", vs = "ref_one" },
   { id = "libev", label = "loop:client (libev), pipelined", vs = "ref_pipe" },
-  { id = "pollable", label = "client:submit/step/fetch + cqueues.poll, pipelined", vs = "ref_pipe" },
-  { id = "peer", label = "peer: plain Lua + LuaSocket, a connection per query", vs = "ref_one" },
-  { id = "haraka_one", label = "peer: Haraka P0FClient (node), one at a time", vs = "ref_one" },
-  { id = "haraka", label = "peer: Haraka P0FClient (node), pipelined", vs = "ref_pipe" },
-  { id = "decode", label = "p0f.decode, one reply -> table", vs = "decode_plain" },
-  { id = "decode_plain", label = "string.unpack decoder in plain Lua" },
-  { id = "verdict", label = "filter verdict on a cache hit (skip+get+decode+verdict)" },
+  { id = "pollable", label = "client:submit/step/fetch + cqueues, pipelined", vs = "ref_pipe" },
+  { id = "peer", label = "peer: plain Lua + LuaSocket, conn. per query", vs = "ref_one" },
+  { id = "haraka_one", label = "peer: Haraka P0FClient, one at a time", vs = "ref_one" },
+  { id = "haraka", label = "peer: Haraka P0FClient, pipelined", vs = "ref_pipe" },
+  { id = "decode", label = "p0f.decode, one reply -> table", vs = "decode_plain", cpu = true },
+  { id = "decode_plain", label = "string.unpack decoder in plain Lua", cpu = true },
+  { id = "verdict", label = "filter verdict on a cache hit", cpu = true },
 }
 local REF_NAME = { ref_one = "C one", ref_pipe = "C pipe", decode_plain = "unpack" }
+local MODES = { "same", "split" }
+local MODE_NAME = { same = "1 CPU", split = "2 CPUs" }
 
-local header, rates, skips, memory = {}, {}, {}, nil
+local header, rates, skips, memory, seen = {}, {}, {}, nil, {}
 for line in io.lines(file) do
   local text = line:match("^# ?(.*)$")
   if text then
@@ -33,20 +37,23 @@ for line in io.lines(file) do
     local b, a, n, s = line:match("^memory (%d+) (%d+) (%d+) (%S+)$")
     memory = { before = tonumber(b), after = tonumber(a), n = tonumber(n), secs = tonumber(s) }
   else
-    local row, _, count, secs = line:match("^(%S+) (%d+) (%d+) (%S+)$")
-    if row then
-      rates[row] = rates[row] or {}
-      table.insert(rates[row], tonumber(count) / tonumber(secs))
+    local key, _, count, secs = line:match("^(%S+) (%d+) (%d+) (%S+)$")
+    if key then
+      local mode = key:match("@(%a+)$")
+      if mode then seen[mode] = true end
+      rates[key] = rates[key] or {}
+      table.insert(rates[key], tonumber(count) / tonumber(secs))
     end
   end
 end
+local modes = {}
+for _, m in ipairs(MODES) do if seen[m] then modes[#modes + 1] = m end end
 
 local function median(t)
   local s = {}
   for i, v in ipairs(t) do s[i] = v end
   table.sort(s)
   local n = #s
-  if n == 0 then return nil end
   if n % 2 == 1 then return s[(n + 1) // 2] end
   return (s[n // 2] + s[n // 2 + 1]) / 2
 end
@@ -60,57 +67,91 @@ local function thousands(x)
   return s
 end
 
-local med, lo, hi = {}, {}, {}
-for row, t in pairs(rates) do
-  med[row] = median(t)
-  lo[row], hi[row] = math.min(table.unpack(t)), math.max(table.unpack(t))
+local med, spread = {}, {}
+for key, t in pairs(rates) do
+  med[key] = median(t)
+  spread[key] = 50 * (math.max(table.unpack(t)) - math.min(table.unpack(t))) / med[key]
+end
+
+-- One cell: "rate (+-spread%) ratio"
+local function cell(key, vs_key, ref_name)
+  if not med[key] then return "" end
+  local s = string.format("%s +-%d%%", thousands(med[key]), math.floor(spread[key] + 0.5))
+  if vs_key and med[vs_key] then
+    s = s .. string.format("  %.2f x %s", med[key] / med[vs_key], ref_name)
+  end
+  return s
 end
 
 for _, h in ipairs(header) do print(h) end
 print("")
-local fmt = "%-56s %11s %9s %14s"
-print(string.format(fmt, "row", "per second", "spread", "ratio"))
-print(string.rep("-", 56) .. " " .. string.rep("-", 11) .. " " .. string.rep("-", 9) .. " " .. string.rep("-", 14))
+local W = 52
+local CW = 30
+local line = string.format("%-" .. W .. "s", "per second (median +-half-spread, ratio)")
+for _, m in ipairs(modes) do line = line .. string.format(" | %-" .. CW .. "s", MODE_NAME[m]) end
+line = line:gsub("%%s+$", "")
+print(line)
+print(string.rep("-", W) .. string.rep("-+-" .. string.rep("-", CW), #modes))
 for _, r in ipairs(ROWS) do
-  if med[r.id] then
-    local spread = string.format("+-%.0f%%", 50 * (hi[r.id] - lo[r.id]) / med[r.id])
-    local ratio = ""
-    if r.vs and med[r.vs] then
-      ratio = string.format("%.2f x %s", med[r.id] / med[r.vs], REF_NAME[r.vs])
+  line = string.format("%-" .. W .. "s", r.label)
+  local any = false
+  if r.cpu then
+    local c = cell(r.id, r.vs, REF_NAME[r.vs])
+    any = c ~= ""
+    line = line .. string.format(" | %-" .. CW .. "s", c)
+    if #modes > 1 then line = line .. string.format(" | %-" .. CW .. "s", "(no daemon: one figure)") end
+  else
+    for _, m in ipairs(modes) do
+      local c = cell(r.id .. "@" .. m, r.vs and (r.vs .. "@" .. m), REF_NAME[r.vs])
+      any = any or c ~= ""
+      line = line .. string.format(" | %-" .. CW .. "s", c)
     end
-    print(string.format(fmt, r.label, thousands(med[r.id]), spread, ratio))
+  end
+  if any then
+    print((line:gsub("%s+$", "")))
   elseif skips[r.id] then
-    print(string.format("%-56s %s", r.label, "skipped: " .. skips[r.id]))
+    print(string.format("%-" .. W .. "s | skipped: %s", r.label, skips[r.id]))
   end
 end
 if memory then
   local d = memory.after - memory.before
-  print(string.format("%-56s %s", string.format("RSS before/after %s queries (client:query)", thousands(memory.n)),
+  print(string.format("%-" .. W .. "s | %s", "RSS around " .. thousands(memory.n) .. " client:query",
     string.format("%s kB -> %s kB (%+d kB)", thousands(memory.before), thousands(memory.after), d)))
 end
 
--- The targets, each a ratio within this run.
+-- The targets, each a ratio of medians within this run.
 local function ratio(a, b) return med[a] and med[b] and med[a] / med[b] end
 local TARGETS = {
-  { "pipelined (libev) >= 0.9 x C reference pipelined", ratio("libev", "ref_pipe"), 0.9 },
-  { "pipelined (libev) >= 3 x Haraka's client pipelined", ratio("libev", "haraka"), 3 },
-  { "pipelined (libev) >= 6 x per-connection plain Lua", ratio("libev", "peer"), 6 },
-  { "persistent one at a time >= 0.8 x C reference one at a time", ratio("persistent", "ref_one"), 0.8 },
-  { "p0f.decode >= 3 x string.unpack decoder", ratio("decode", "decode_plain"), 3 },
+  { "pipelined (libev) >= 0.9 x C reference pipelined", "libev", "ref_pipe", 0.9 },
+  { "pipelined (libev) >= 3 x Haraka's client pipelined", "libev", "haraka", 3 },
+  { "pipelined (libev) >= 6 x per-connection plain Lua", "libev", "peer", 6 },
+  { "persistent one at a time >= 0.8 x C one at a time", "persistent", "ref_one", 0.8 },
+  { "p0f.decode >= 3 x string.unpack decoder", "decode", "decode_plain", 3, cpu = true },
 }
 print("")
-print("targets (ratios of medians in this run):")
+line = string.format("%-" .. W .. "s", "targets")
+for _, m in ipairs(modes) do line = line .. string.format(" | %-" .. CW .. "s", MODE_NAME[m]) end
+line = line:gsub("%%s+$", "")
+print(line)
+local function verdict(got, want)
+  if not got then return "not measured" end
+  return string.format("%.2f %s", got, got >= want and "met" or "MISSED")
+end
 for _, t in ipairs(TARGETS) do
-  local name, got, want = t[1], t[2], t[3]
-  if got then
-    print(string.format("  %-62s %6.2f  %s", name, got, got >= want and "met" or "MISSED"))
+  local name, a, b, want = t[1], t[2], t[3], t[4]
+  line = string.format("%-" .. W .. "s", name)
+  if t.cpu then
+    line = line .. string.format(" | %-" .. CW .. "s", verdict(ratio(a, b), want))
   else
-    print(string.format("  %-62s %6s  %s", name, "-", "not measured"))
+    for _, m in ipairs(modes) do
+      line = line .. string.format(" | %-" .. CW .. "s", verdict(ratio(a .. "@" .. m, b .. "@" .. m), want))
+    end
   end
+  print((line:gsub("%s+$", "")))
 end
 if memory then
   -- Flat: under one byte per query over the whole run.
   local d = memory.after - memory.before
-  print(string.format("  %-62s %+5d kB  %s", "memory flat over " .. thousands(memory.n) .. " queries", d,
-    d * 1024 < memory.n and "met" or "MISSED"))
+  print(string.format("%-" .. W .. "s | %s", "memory flat (growth < 1 byte per query)",
+    string.format("%+d kB %s", d, d * 1024 < memory.n and "met" or "MISSED")))
 end
