@@ -28,8 +28,15 @@ M.GROUP = "p0f"
 M.PLUGIN_KEYS = { lua_path = true, lua_cpath = true }
 
 --- rspamd's tcp error texts -> the error names the rest of the project uses.
-function M.error_code(message)
+-- rspamd says only "cannot connect" when connect() fails; a missing socket
+-- file (p0f not running, or without -s) is told apart by looking at the path.
+function M.error_code(message, socket)
   local m = tostring(message or ""):lower()
+  if socket and m:find("cannot connect", 1, true) then
+    local f, err = io.open(socket, "rb")
+    if f then f:close() end
+    if not f and tostring(err):lower():find("no such file", 1, true) then return "ENOENT" end
+  end
   if m:find("timeout", 1, true) or m:find("timed out", 1, true) then return "ETIMEDOUT" end
   if m:find("no such file", 1, true) then return "ENOENT" end
   if m:find("permission denied", 1, true) then return "EACCES" end
@@ -175,7 +182,7 @@ function Lookup:ask_p0f()
   local function on_data(err, data, conn)
     if self.done then return end
     if err then
-      return self:fail("p0f: " .. tostring(err), M.error_code(err))
+      return self:fail("p0f: " .. tostring(err), M.error_code(err, self.plugin.socket))
     end
     if data then
       local s = tostring(data)
@@ -204,7 +211,8 @@ function Lookup:ask_p0f()
     callback = on_data,
   })
   if not ok and not self.done then
-    self:fail("p0f: cannot connect to " .. self.plugin.socket, "ECONNREFUSED")
+    self:fail("p0f: cannot connect to " .. self.plugin.socket,
+      M.error_code("cannot connect", self.plugin.socket))
   end
 end
 

@@ -1,0 +1,205 @@
+--- A private rspamd for the specs: started from spec/rspamd/rspamd.conf.in
+-- in a temporary directory, one normal worker on a loopback port, the
+-- plugin file copied into its LOCAL_CONFDIR/plugins.d as a user would, and
+-- the p0f rock taken from the source tree and the LuaJIT build.
+-- Stopped by the PID it was started with.
+local support = require("support")
+local json = require("rspamd.json")
+
+local H = {}
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+H.read_file = read_file
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+H.write_file = write_file
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function H.source_dir()
+  return assert(os.getenv("P0F_SOURCE_DIR"), "P0F_SOURCE_DIR not set (run through ctest)")
+end
+
+--- Where rspamd finds the rock: the Lua files of the source tree and the
+-- directory holding p0f/core.so of the interpreter running this spec
+-- (LuaJIT's: the one rspamd can load).
+function H.module_dirs()
+  local so = package.searchpath and package.searchpath("p0f.core", package.cpath)
+  assert(so, "p0f.core not found on package.cpath")
+  local cdir = so:gsub("/p0f/core%.so$", "")
+  return H.source_dir() .. "/lua", cdir
+end
+
+function H.tools_missing()
+  for _, tool in ipairs({ "rspamd", "rspamc", "rspamadm" }) do
+    if not support.sh("command -v " .. tool .. " >/dev/null 2>&1") then
+      return tool .. " not installed (apt-get install rspamd)"
+    end
+  end
+  return nil
+end
+
+--- A loopback TCP port nobody listens on now.
+function H.free_port()
+  for _ = 1, 50 do
+    local port = math.random(20000, 40000)
+    if not support.sh(string.format("ss -Htln 'sport = :%d' | grep -q .", port)) then
+      return port
+    end
+  end
+  error("no free port found")
+end
+
+local Instance = {}
+Instance.__index = Instance
+
+--- Start rspamd. opts.section: the body of the p0f_fingerprint section
+-- (without lua_path/lua_cpath, added here). Returns an instance or raises
+-- with the log.
+function H.start(opts)
+  local missing = H.tools_missing()
+  if missing then error(missing, 2) end
+  local dir = support.tmpname(".rspamd")
+  local self = setmetatable({ dir = dir, port = H.free_port() }, Instance)
+  for _, sub in ipairs({ "local/plugins.d", "run", "log" }) do
+    assert(support.sh("mkdir -p " .. q(dir .. "/" .. sub)))
+  end
+  local src = H.source_dir()
+  local lua_path, lua_cpath = H.module_dirs()
+  -- DBDIR lives in the build tree and is kept: rspamd compiles its URL
+  -- suffix table (~20 s) only when there is no cached copy there.
+  local dbdir = lua_cpath .. "/rspamd-db"
+  assert(support.sh("mkdir -p " .. q(dbdir)))
+  write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua",
+    assert(read_file(src .. "/rspamd/p0f_fingerprint.lua")))
+  local section = (opts.section or "") .. string.format(
+    '\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
+  local conf = assert(read_file(src .. "/spec/rspamd/rspamd.conf.in"))
+  conf = conf:gsub("@PORT@", tostring(self.port))
+  conf = conf:gsub("@SECTION@", function() return section end)
+  conf = conf:gsub("@EXTRA@", function() return opts.extra or "" end)
+  self.conf = dir .. "/rspamd.conf"
+  write_file(self.conf, conf)
+  self.vars = table.concat({
+    "--var=LOCAL_CONFDIR=" .. q(dir .. "/local"),
+    "--var=DBDIR=" .. q(dbdir),
+    "--var=RUNDIR=" .. q(dir .. "/run"),
+    "--var=LOGDIR=" .. q(dir .. "/log"),
+  }, " ")
+
+  -- configtest first: a syntax error is reported as such, not as a timeout.
+  local p = io.popen(string.format("rspamadm %s configtest -c %s 2>&1", self.vars, q(self.conf)))
+  local out = p:read("*a")
+  p:close()
+  if not out:find("syntax OK", 1, true) then
+    support.sh("rm -rf " .. q(dir))
+    error("rspamadm configtest failed:\n" .. out, 2)
+  end
+
+  p = io.popen(string.format("rspamd -f -i -c %s %s >%s 2>&1 & echo $!",
+    q(self.conf), self.vars, q(dir .. "/log/stderr.log")))
+  self.pid = tonumber(p:read("*l"))
+  p:close()
+  self.msg = src .. "/spec/rspamd/msg.eml"
+  local up = support.wait_until(function()
+    if not self:alive() then return false end
+    return support.sh(string.format("rspamc -h 127.0.0.1:%d -t 2 symbols %s >/dev/null 2>&1",
+      self.port, q(self.msg)))
+  end, 600, 0.1)
+  local log = self:log()
+  if not up or not log:find("init lua module p0f_fingerprint", 1, true) then
+    local why = not up and "rspamd did not come up" or "the plugin was not loaded"
+    self:stop()
+    error(why .. ":\n" .. log .. (read_file(dir .. "/log/stderr.log") or ""), 2)
+  end
+  return self
+end
+
+function Instance:alive()
+  return self.pid ~= nil and support.sh("kill -0 " .. self.pid .. " 2>/dev/null")
+end
+
+function Instance:log()
+  return read_file(self.dir .. "/log/rspamd.log") or ""
+end
+
+--- Scan the test message as if it came from opts.ip (and opts.user, when
+-- authenticated). Returns { symbols = { NAME = { options... } }, reply =
+-- decoded JSON, elapsed = seconds, text = raw output }.
+function Instance:scan(opts)
+  local cmd = string.format("rspamc -h 127.0.0.1:%d -t 60 -j --ip %s%s symbols %s 2>&1",
+    self.port, q(opts.ip), opts.user and (" --user " .. q(opts.user)) or "",
+    q(opts.msg or self.msg))
+  local t0 = support.now()
+  local p = io.popen(cmd)
+  local text = p:read("*a")
+  p:close()
+  local elapsed = support.now() - t0
+  local reply, err = json.decode(text)
+  if type(reply) ~= "table" then
+    error(string.format("rspamc gave no JSON (%s):\n%s", tostring(err), text), 2)
+  end
+  local symbols = {}
+  for name, s in pairs(reply.symbols or {}) do
+    symbols[name] = type(s.options) == "table" and s.options or {}
+    symbols[name].score = s.score
+  end
+  local res = { symbols = symbols, reply = reply, elapsed = elapsed, text = text }
+  -- The symbols of every scan, for the record.
+  local names = {}
+  for name in pairs(symbols) do names[#names + 1] = name end
+  table.sort(names)
+  local parts = {}
+  for _, name in ipairs(names) do
+    parts[#parts + 1] = string.format("%s(%.2f){%s}", name, symbols[name].score or 0,
+      table.concat(symbols[name], "; "))
+  end
+  io.stdout:write(string.format("  scan %s%s: %s [%.2f s]\n", opts.ip,
+    opts.user and (" user " .. opts.user) or "",
+    #parts > 0 and table.concat(parts, ", ") or "(no symbols)", elapsed))
+  return res
+end
+
+--- The headers rspamd asks the MTA to add (milter.add_headers): name -> value.
+function H.added_headers(res)
+  local out = {}
+  local milter = res.reply.milter
+  for name, h in pairs(type(milter) == "table" and milter.add_headers or {}) do
+    if type(h) == "table" and h.value then
+      out[name] = h.value
+    elseif type(h) == "table" and type(h[1]) == "table" then
+      out[name] = h[1].value
+    else
+      out[name] = h
+    end
+  end
+  return out
+end
+
+--- Stop the rspamd we started (main process by PID; it takes its workers
+-- with it) and remove its directory.
+function Instance:stop()
+  if self.pid then
+    support.sh("kill " .. self.pid .. " 2>/dev/null")
+    support.wait_until(function() return not self:alive() end, 300, 0.05)
+    if self:alive() then support.sh("kill -9 " .. self.pid .. " 2>/dev/null") end
+    self.pid = nil
+  end
+  if self.dir and self.dir:match("%.rspamd$") and not os.getenv("P0F_KEEP_RSPAMD") then
+    support.sh("rm -rf " .. q(self.dir))
+  end
+end
+
+return H
