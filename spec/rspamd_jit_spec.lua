@@ -1,7 +1,8 @@
 --- The rspamd plugin inside a real rspamd (3.4, Debian's), scanning with
 -- rspamc: symbols and options, pattern scores, headers in the milter reply,
 -- the Redis cache (keys, TTLs, shared with rspamd's built-in module), skip
--- rules, IPv6, and fail-open with p0f down, hung, closing or lying.
+-- rules, IPv6, and fail-open with p0f down, hung, closing or lying, all
+-- against the scripted fake p0f (rspamd_real_jit_spec.lua: a real p0f).
 --
 -- Runs under LuaJIT only (the *_jit_spec naming rule in spec/CMakeLists.txt):
 -- rspamd embeds LuaJIT and loads the p0f.core built for it.
@@ -267,42 +268,6 @@ function TestRedisOnly:test_reads_published_fingerprints()
   lu.assertNil(res.symbols.P0F)
   lu.assertNil(res.symbols.P0F_FAIL)
   lu.assertEquals(queried("198.51.100.41"), 0)
-end
-
--- ---- a real p0f on the loopback interface ---------------------------------
-
-TestRealP0f = {}
-
-function TestRealP0f.setupClass()
-  local d, why = support.start_p0f()
-  assert(d, "real p0f: " .. tostring(why))
-  TestRealP0f.p0f = d
-  local known = support.wait_until(function()
-    support.touch("127.0.0.1", 2)
-    local r = p0f.query(d.socket, "127.0.0.1", { timeout = 1 })
-    return r and r.status == "ok"
-  end, 50, 0.1)
-  assert(known, "p0f did not learn 127.0.0.1")
-  -- Skip rules off: on `lo` only 127.0.0.x exists.
-  TestRealP0f.rspamd = H.start({ section = string.format([[
-  socket = "%s";
-  timeout = %ds;
-  skip_local = false;]], d.socket, TIMEOUT) })
-end
-
-function TestRealP0f.teardownClass()
-  if TestRealP0f.rspamd then TestRealP0f.rspamd:stop() end
-  if TestRealP0f.p0f then support.stop_p0f(TestRealP0f.p0f) end
-end
-
-function TestRealP0f:test_loopback_sender_fingerprinted()
-  local res = self.rspamd:scan({ ip = "127.0.0.1" })
-  lu.assertNotNil(res.symbols.P0F, res.text)
-  lu.assertStrMatches(res.symbols.P0F[1], "Linux .*")
-  lu.assertEquals(res.symbols.P0F[2], "link=unknown")
-  lu.assertEquals(res.symbols.P0F[3], "distance=0")
-  lu.assertNil(res.symbols.P0F_FAIL)
-  lu.assertTrue(support.p0f_alive(self.p0f), "p0f died")
 end
 
 local rc = lu.LuaUnit.run()
