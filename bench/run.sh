@@ -66,7 +66,7 @@ command -v p0f >/dev/null || { echo "run.sh: p0f is not installed" >&2; exit 1; 
 
 # ---- build (optimised) --------------------------------------------------
 echo "building in $BUILD ..." >&2
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DP0F_TEST_LUAS=5.4 >/dev/null
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j2 --target p0f_core p0f-bench-ref tcp-touch >/dev/null
 REF="$BUILD/bench/p0f-bench-ref"
 TOUCH="$BUILD/spec/tcp-touch"

@@ -89,7 +89,7 @@ local W = 52
 local CW = 30
 local line = string.format("%-" .. W .. "s", "per second (median +-half-spread, ratio)")
 for _, m in ipairs(modes) do line = line .. string.format(" | %-" .. CW .. "s", MODE_NAME[m]) end
-line = line:gsub("%%s+$", "")
+line = (line:gsub("%s+$", ""))
 print(line)
 print(string.rep("-", W) .. string.rep("-+-" .. string.rep("-", CW), #modes))
 for _, r in ipairs(ROWS) do
@@ -131,7 +131,7 @@ local TARGETS = {
 print("")
 line = string.format("%-" .. W .. "s", "targets")
 for _, m in ipairs(modes) do line = line .. string.format(" | %-" .. CW .. "s", MODE_NAME[m]) end
-line = line:gsub("%%s+$", "")
+line = (line:gsub("%s+$", ""))
 print(line)
 local function verdict(got, want)
   if not got then return "not measured" end
