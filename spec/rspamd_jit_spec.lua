@@ -168,6 +168,13 @@ function TestFake:test_ipv6_sender()
   lu.assertEquals(#rcmd("GET", "p0f2001:db8::7"), p0f.RESPONSE_SIZE)
 end
 
+function TestFake:test_ipv4_mapped_sender()
+  -- A dual-stack MTA hands rspamd ::ffff:a.b.c.d; p0f knows the host as IPv4.
+  local res = self.rspamd:scan({ ip = "::ffff:203.0.113.7" })
+  lu.assertEquals(res.symbols.P0F[1], "Windows 7 or 8")
+  lu.assertEquals(queried("::ffff:203.0.113.7"), 0)
+end
+
 function TestFake:test_authenticated_sender_skipped()
   local res = self.rspamd:scan({ ip = "203.0.113.20", user = "alice" })
   lu.assertNil(res.symbols.P0F)
@@ -240,6 +247,39 @@ end
 function TestDown:test_no_socket_fails_open()
   local res = self.rspamd:scan({ ip = "203.0.113.7" })
   assert_fail_only(res, "ENOENT")
+end
+
+-- ---- Redis hung (stopped): fingerprints still come from p0f ----------------
+
+TestHungRedis = {}
+
+function TestHungRedis.setupClass()
+  TestHungRedis.redis = assert(sredis.start())
+  assert(support.sh("kill -STOP " .. TestHungRedis.redis.pid))
+  TestHungRedis.rspamd = H.start({ section = string.format([[
+  socket = "%s";
+  timeout = %ds;
+  servers = "127.0.0.1:%d";]], srv.socket, TIMEOUT, TestHungRedis.redis.port) })
+end
+
+function TestHungRedis.teardownClass()
+  if TestHungRedis.rspamd then TestHungRedis.rspamd:stop() end
+  if TestHungRedis.redis then
+    support.sh("kill -CONT " .. TestHungRedis.redis.pid)
+    sredis.stop(TestHungRedis.redis)
+  end
+end
+
+function TestHungRedis:test_p0f_answers_within_the_timeout()
+  local res = self.rspamd:scan({ ip = "203.0.113.7" })
+  lu.assertEquals(res.symbols.P0F[1], "Windows 7 or 8")
+  lu.assertNil(res.symbols.P0F_FAIL)
+  lu.assertTrue(res.elapsed < TIMEOUT + MARGIN, "scan took " .. res.elapsed .. " s")
+end
+
+function TestHungRedis:test_hung_p0f_and_hung_redis_fail_open()
+  local res = self.rspamd:scan({ ip = "203.0.113.8" })
+  assert_fail_only(res, "ETIMEDOUT")
 end
 
 -- ---- Redis only: no socket, fingerprints published elsewhere --------------

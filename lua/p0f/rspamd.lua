@@ -120,6 +120,16 @@ function Lookup:fail(message, code)
   self:finish(self.f:failure(message, code, self.ctx))
 end
 
+--- Run fn(...) from an rspamd callback: an error of ours is logged and the
+-- lookup fails open instead of leaving the message without a verdict.
+function Lookup:guard(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then
+    self.R.logger.errx(self.task, "%s: internal error: %s", self.name, err)
+    if not self.done then pcall(self.fail, self, "internal error", "EIO") end
+  end
+end
+
 --- A raw 232-byte reply, from p0f or a cache.
 function Lookup:answer(raw, source)
   local res, err, code = p0f.decode(raw)
@@ -132,7 +142,8 @@ function Lookup:answer(raw, source)
   end
   if source == "p0f" then
     self.plugin.lru:put(self.addr, raw, res.status)
-    if self.plugin.redis_params then
+    -- Not after a failed GET: a dead or hung Redis would hold the scan again.
+    if self.plugin.redis_params and not self.redis_failed then
       self:redis():put(self.addr, raw, res.status, function(ok, perr)
         if not ok and perr then
           self.R.logger.warnx(self.task, "%s: cannot cache %s in Redis: %s",
@@ -179,7 +190,8 @@ function Lookup:ask_p0f()
   -- is complete no read is added and rspamd ends the connection itself
   -- (closing from inside a partial-mode callback crashes rspamd 3.4).
   local buf, have = {}, 0
-  local function on_data(err, data, conn)
+  local on_data
+  local function read_more(err, data, conn)
     if self.done then return end
     if err then
       return self:fail("p0f: " .. tostring(err), M.error_code(err, self.plugin.socket))
@@ -201,6 +213,7 @@ function Lookup:ask_p0f()
     end
     conn:add_read(on_data)
   end
+  on_data = function(err, data, conn) self:guard(read_more, err, data, conn) end
 
   local ok = self.R.tcp.request({
     task = self.task,
@@ -222,12 +235,15 @@ function Lookup:start()
   if self.plugin.redis_params then
     self:redis():get(self.addr, function(cached, err)
       if self.done then return end
-      if err then
-        self.R.logger.warnx(self.task, "%s: Redis lookup of %s failed: %s",
-          self.name, self.addr, err)
-      end
-      if cached then return self:answer(cached, "redis") end
-      self:ask_p0f()
+      self:guard(function()
+        if err then
+          self.redis_failed = true
+          self.R.logger.warnx(self.task, "%s: Redis lookup of %s failed: %s",
+            self.name, self.addr, err)
+        end
+        if cached then return self:answer(cached, "redis") end
+        self:ask_p0f()
+      end)
     end)
   else
     self:ask_p0f()
@@ -281,9 +297,10 @@ function M.register(cfg, section, name, env)
   -- Redis servers from this section, else from the global `redis` section.
   local redis_params = R.lua_redis.parse_redis_server(name)
   if redis_params then
-    -- The deadline covers the cache as well as p0f.
-    if not redis_params.timeout or redis_params.timeout > opts.timeout then
-      redis_params.timeout = opts.timeout
+    -- The deadline covers the cache as well as p0f: a slow Redis may take
+    -- half of it, p0f keeps the rest.
+    if not redis_params.timeout or redis_params.timeout > opts.timeout / 2 then
+      redis_params.timeout = opts.timeout / 2
     end
     plugin.redis_params = redis_params
     R.lua_redis.register_prefix(opts.prefix .. "*", name, "p0f fingerprint cache",
