@@ -32,14 +32,21 @@ function H.source_dir()
   return assert(os.getenv("P0F_SOURCE_DIR"), "P0F_SOURCE_DIR not set (run through ctest)")
 end
 
---- Where rspamd finds the rock: the Lua files of the source tree and the
--- directory holding p0f/core.so of the interpreter running this spec
--- (LuaJIT's: the one rspamd can load).
-function H.module_dirs()
+--- The directory holding p0f/core.so of the interpreter running this spec
+-- (LuaJIT's under ctest: the one rspamd can load).
+function H.cmodule_dir()
   local so = package.searchpath and package.searchpath("p0f.core", package.cpath)
   assert(so, "p0f.core not found on package.cpath")
-  local cdir = so:gsub("/p0f/core%.so$", "")
-  return H.source_dir() .. "/lua", cdir
+  return (so:gsub("/p0f/core%.so$", ""))
+end
+
+--- Where rspamd finds the rock: the Lua files of the source tree and
+-- H.cmodule_dir(); or an installed rock named by P0F_RSPAMD_LUA_PATH and
+-- P0F_RSPAMD_LUA_CPATH (e.g. a `luarocks --lua-version=5.1 --tree=DIR make`).
+function H.module_dirs()
+  local lp, lc = os.getenv("P0F_RSPAMD_LUA_PATH"), os.getenv("P0F_RSPAMD_LUA_CPATH")
+  if lp and lp ~= "" and lc and lc ~= "" then return lp, lc end
+  return H.source_dir() .. "/lua", H.cmodule_dir()
 end
 
 function H.tools_missing()
@@ -80,7 +87,7 @@ function H.start(opts)
   local lua_path, lua_cpath = H.module_dirs()
   -- DBDIR lives in the build tree and is kept: rspamd compiles its URL
   -- suffix table (~20 s) only when there is no cached copy there.
-  local dbdir = lua_cpath .. "/rspamd-db"
+  local dbdir = H.cmodule_dir() .. "/rspamd-db"
   assert(support.sh("mkdir -p " .. q(dbdir)))
   write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua",
     assert(read_file(src .. "/rspamd/p0f_fingerprint.lua")))
