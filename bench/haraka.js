@@ -45,6 +45,12 @@ function done(err) {
   else if (got === sent) finish()
 }
 
+// Never hang the benchmark: P0FClient retries a dead socket forever.
+setTimeout(() => {
+  console.error('haraka.js: no result in time (is p0f running?)')
+  process.exit(1)
+}, (seconds + 30) * 1000).unref()
+
 client.sock.on('connect', () => {
   t0 = now()
   t1 = t0 + seconds

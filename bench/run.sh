@@ -132,6 +132,11 @@ R="$TMP/results"
 	echo "# pinning (taskset): \"1 CPU\" = p0f and the client share CPU $CLI_CPU; \"2 CPUs\" = p0f on CPU 0, the client on CPU $CLI_CPU"
 	echo "# medians of $ROUNDS rounds x ${SECONDS_EACH}s; pipelined rows keep $DEPTH queries in flight on one connection"
 	echo "# query mix, cycled: $MIX (only 127.0.0.1 is known to p0f)"
+	if [ -n "$HARAKA" ]; then
+		echo "# peers: $($LUA -e 'print((require("socket")._VERSION))'), haraka-plugin-p0f $HARAKA_VERSION on node $(node --version)"
+	else
+		echo "# peers: $($LUA -e 'print((require("socket")._VERSION))'); Haraka skipped ($HARAKA_WHY)"
+	fi
 } >"$R"
 
 row() { # row ID ROUND command...
@@ -177,4 +182,7 @@ place_p0f same
 echo "memory $(pin "$CLI_CPU" "$LUA" "$SRC/bench/memory.lua" "$SOCK" "$MEMQ" $MIX)" >>"$R"
 
 kill -0 "$P0F_PID" 2>/dev/null || { echo "run.sh: p0f died during the run" >&2; exit 1; }
-"$LUA" "$SRC/bench/table.lua" "$R"
+# The table, and the raw figures beside it for a closer look.
+"$LUA" "$SRC/bench/table.lua" "$R" | tee "$BUILD/bench-table.txt"
+cp "$R" "$BUILD/bench-raw.txt"
+echo "(also in $BUILD/bench-table.txt; raw figures in $BUILD/bench-raw.txt)" >&2
