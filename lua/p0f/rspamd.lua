@@ -295,8 +295,12 @@ function M.register(cfg, section, name, env)
                       nomatch_expire = opts.nomatch_expire }),
   }
   -- Redis servers from this section, else from the global `redis` section.
-  local redis_params = R.lua_redis.parse_redis_server(name)
-  if redis_params then
+  local shared = R.lua_redis.parse_redis_server(name)
+  if shared then
+    -- lua_redis hands out one cached table per server set, shared with other
+    -- modules: our timeout goes into a copy.
+    local redis_params = {}
+    for k, v in pairs(shared) do redis_params[k] = v end
     -- The deadline covers the cache as well as p0f: a slow Redis may take
     -- half of it, p0f keeps the rest.
     if not redis_params.timeout or redis_params.timeout > opts.timeout / 2 then
