@@ -103,8 +103,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 SOCK="$TMP/p0f.sock"
-pin 0 p0f -i lo -s "$SOCK" >"$TMP/p0f.log" 2>&1 &
+# taskset execs p0f, so $! is p0f itself (a shell function here would not be).
+taskset -c 0 p0f -i lo -s "$SOCK" >"$TMP/p0f.log" 2>&1 &
 P0F_PID=$!
+[ "$(cat "/proc/$P0F_PID/comm" 2>/dev/null)" = p0f ] || sleep 0.1
+[ "$(cat "/proc/$P0F_PID/comm" 2>/dev/null)" = p0f ] ||
+	{ echo "run.sh: p0f did not start as $P0F_PID" >&2; exit 1; }
 i=0
 until grep -q "Entered main event loop" "$TMP/p0f.log" 2>/dev/null; do
 	i=$((i + 1))
@@ -130,6 +134,7 @@ R="$TMP/results"
 	echo "# lua-p0f benchmark: $(p0f -h 2>&1 | grep -o 'p0f [0-9][^ ]*' | head -1) on lo, $($LUA -v 2>&1 | cut -d' ' -f1-2), $(date -u +%Y-%m-%d)"
 	echo "# $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# pinning (taskset): \"1 CPU\" = p0f and the client share CPU $CLI_CPU; \"2 CPUs\" = p0f on CPU 0, the client on CPU $CLI_CPU"
+	echo "# clock ticks per second: $(getconf CLK_TCK)"
 	echo "# medians of $ROUNDS rounds x ${SECONDS_EACH}s; pipelined rows keep $DEPTH queries in flight on one connection"
 	echo "# query mix, cycled: $MIX (only 127.0.0.1 is known to p0f)"
 	if [ -n "$HARAKA" ]; then
@@ -139,10 +144,14 @@ R="$TMP/results"
 	fi
 } >"$R"
 
+p0f_ticks() { # CPU time p0f used so far, in clock ticks (user + system)
+	awk '{ print $14 + $15 }' "/proc/$P0F_PID/stat"
+}
 row() { # row ID ROUND command...
 	id=$1; round=$2; shift 2
+	t0=$(p0f_ticks)
 	out=$(pin "$CLI_CPU" "$@") || { echo "run.sh: row $id failed" >&2; exit 1; }
-	echo "$id $round $out" >>"$R"
+	echo "$id $round $out $(( $(p0f_ticks) - t0 ))" >>"$R"
 	printf '.' >&2
 }
 

@@ -1,7 +1,7 @@
 --- Prints the benchmark table from the raw figures bench/run.sh collected.
 --   lua5.4 table.lua RESULTS_FILE
 -- RESULTS_FILE lines: "# text" (a header line, printed as is),
--- "<row>[@same|@split] <round> <count> <seconds>",
+-- "<row>[@same|@split] <round> <count> <seconds> [<p0f CPU ticks>]",
 -- "memory <rss_before_kB> <rss_after_kB> <queries> <seconds>",
 -- "skip <row> <why...>". Rates are medians over the rounds; "same" rows ran
 -- with p0f and the client on one CPU, "split" rows on two.
@@ -26,9 +26,12 @@ local MODES = { "same", "split" }
 local MODE_NAME = { same = "1 CPU", split = "2 CPUs" }
 
 local header, rates, skips, memory, seen = {}, {}, {}, nil, {}
+local busy, clk_tck = {}, 100 -- p0f's CPU share during each row
 for line in io.lines(file) do
   local text = line:match("^# ?(.*)$")
-  if text then
+  if text and text:match("^clock ticks per second: ") then
+    clk_tck = tonumber(text:match("(%d+)$"))
+  elseif text then
     header[#header + 1] = text
   elseif line:match("^skip ") then
     local row, why = line:match("^skip (%S+) (.*)$")
@@ -37,12 +40,16 @@ for line in io.lines(file) do
     local b, a, n, s = line:match("^memory (%d+) (%d+) (%d+) (%S+)$")
     memory = { before = tonumber(b), after = tonumber(a), n = tonumber(n), secs = tonumber(s) }
   else
-    local key, _, count, secs = line:match("^(%S+) (%d+) (%d+) (%S+)$")
+    local key, _, count, secs, ticks = line:match("^(%S+) (%d+) (%d+) (%S+) ?(%d*)$")
     if key then
       local mode = key:match("@(%a+)$")
       if mode then seen[mode] = true end
       rates[key] = rates[key] or {}
       table.insert(rates[key], tonumber(count) / tonumber(secs))
+      if ticks ~= "" then
+        busy[key] = busy[key] or {}
+        table.insert(busy[key], tonumber(ticks) / clk_tck / tonumber(secs))
+      end
     end
   end
 end
@@ -117,6 +124,20 @@ if memory then
   local d = memory.after - memory.before
   print(string.format("%-" .. W .. "s | %s", "RSS around " .. thousands(memory.n) .. " client:query",
     string.format("%s kB -> %s kB (%+d kB)", thousands(memory.before), thousands(memory.after), d)))
+end
+
+-- How busy the daemon was: near 100% means p0f itself is the limit.
+local BUSY_ROWS = { { "ref_pipe", "C reference" }, { "libev", "libev" }, { "pollable", "cqueues" },
+                    { "haraka", "Haraka" } }
+for _, m in ipairs(modes) do
+  local parts = {}
+  for _, b in ipairs(BUSY_ROWS) do
+    local t = busy[b[1] .. "@" .. m]
+    if t then parts[#parts + 1] = string.format("%s %d%%", b[2], math.floor(100 * median(t) + 0.5)) end
+  end
+  if #parts > 0 then
+    print(string.format("p0f's CPU use during the pipelined rows, %s: %s", MODE_NAME[m], table.concat(parts, ", ")))
+  end
 end
 
 -- The targets, each a ratio of medians within this run.
