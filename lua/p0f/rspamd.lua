@@ -67,7 +67,6 @@ end
 -- ---- applying a verdict to the task --------------------------------------
 
 local function apply(R, task, st, v)
-  local opts = st.f.opts
   for _, s in ipairs(v.symbols or {}) do
     -- Weight 1: the score is the one registered for the symbol.
     task:insert_result(s.name, 1.0, s.options or {})
