@@ -155,6 +155,19 @@ static lua_Number opt_num(lua_State *L, int t, const char *k, lua_Number def)
 	return v;
 }
 
+/* An optional integer field in [lo, hi]: anything else (fractions, NaN,
+ * out of range) raises, instead of an undefined C conversion. */
+static lua_Number opt_int(lua_State *L, int t, const char *k, lua_Number def,
+                          lua_Number lo, lua_Number hi)
+{
+	lua_Number v = opt_num(L, t, k, def);
+	if (!(v >= lo && v <= hi) || v != (lua_Number)(long long)v)
+		luaL_error(L, "bad field '%s' (integer from %.0f to %.0f expected)", k, lo, hi);
+	return v;
+}
+
+#define U32_MAX_N 4294967295.0
+
 /* Copy an optional string field into dst[size], truncated as the wire would. */
 static void opt_str(lua_State *L, int t, const char *k, char *dst, size_t size)
 {
@@ -180,7 +193,8 @@ static uint32_t status_of(lua_State *L, int t)
 
 	lua_getfield(L, t, "status");
 	if (lua_type(L, -1) == LUA_TNUMBER) {
-		st = (uint32_t)lua_tonumber(L, -1);
+		lua_pop(L, 1);
+		return (uint32_t)opt_int(L, t, "status", 0, 0, U32_MAX_N);
 	} else if (!lua_isnil(L, -1)) {
 		s = luaL_checkstring(L, -1);
 		if (strcmp(s, "ok") == 0)
@@ -261,16 +275,16 @@ static int l_encode_response(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	memset(&r, 0, sizeof r);
 	r.status = status_of(L, 1);
-	r.first_seen = (uint32_t)opt_num(L, 1, "first_seen", 0);
-	r.last_seen = (uint32_t)opt_num(L, 1, "last_seen", 0);
-	r.total_conn = (uint32_t)opt_num(L, 1, "total_conn", 0);
-	r.uptime_min = (uint32_t)opt_num(L, 1, "uptime_min", 0);
-	r.up_mod_days = (uint32_t)opt_num(L, 1, "up_mod_days", 0);
-	r.last_nat = (uint32_t)opt_num(L, 1, "last_nat", 0);
-	r.last_chg = (uint32_t)opt_num(L, 1, "last_chg", 0);
-	r.distance = (int)opt_num(L, 1, "distance", -1);
-	r.bad_sw = (uint8_t)opt_num(L, 1, "bad_sw", 0);
-	r.os_match_q = (uint8_t)opt_num(L, 1, "os_match_q", 0);
+	r.first_seen = (uint32_t)opt_int(L, 1, "first_seen", 0, 0, U32_MAX_N);
+	r.last_seen = (uint32_t)opt_int(L, 1, "last_seen", 0, 0, U32_MAX_N);
+	r.total_conn = (uint32_t)opt_int(L, 1, "total_conn", 0, 0, U32_MAX_N);
+	r.uptime_min = (uint32_t)opt_int(L, 1, "uptime_min", 0, 0, U32_MAX_N);
+	r.up_mod_days = (uint32_t)opt_int(L, 1, "up_mod_days", 0, 0, U32_MAX_N);
+	r.last_nat = (uint32_t)opt_int(L, 1, "last_nat", 0, 0, U32_MAX_N);
+	r.last_chg = (uint32_t)opt_int(L, 1, "last_chg", 0, 0, U32_MAX_N);
+	r.distance = (int)opt_int(L, 1, "distance", -1, -1, 255);
+	r.bad_sw = (uint8_t)opt_int(L, 1, "bad_sw", 0, 0, 255);
+	r.os_match_q = (uint8_t)opt_int(L, 1, "os_match_q", 0, 0, 255);
 	opt_str(L, 1, "os_name", r.os_name, sizeof r.os_name);
 	opt_str(L, 1, "os_flavor", r.os_flavor, sizeof r.os_flavor);
 	opt_str(L, 1, "http_name", r.http_name, sizeof r.http_name);
@@ -341,7 +355,7 @@ static void client_opts(lua_State *L, int t, struct p0f_client_opts *o)
 	lua_getfield(L, t, "max_inflight");
 	if (!lua_isnil(L, -1)) {
 		lua_Number n = lua_tonumber(L, -1);
-		if (lua_type(L, -1) != LUA_TNUMBER || n < 1 || n > 65536 || n != (lua_Number)(unsigned)n)
+		if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 65536) || n != (lua_Number)(unsigned)n)
 			bad_opt(L, "max_inflight", "integer from 1 to 65536");
 		o->max_inflight = (unsigned)n;
 	}
@@ -390,7 +404,7 @@ static void v2_addr(lua_State *L, int t, const char *k, uint8_t out[4])
 static uint16_t v2_port(lua_State *L, int t, const char *k)
 {
 	lua_Number n = opt_num(L, t, k, -1);
-	if (n < 0 || n > 65535 || n != (lua_Number)(int)n)
+	if (!(n >= 0 && n <= 65535) || n != (lua_Number)(int)n)
 		luaL_error(L, "bad field '%s' (port number expected)", k);
 	return (uint16_t)n;
 }
@@ -399,8 +413,8 @@ static void check_v2_query(lua_State *L, int t, struct p0f2_query *q)
 {
 	luaL_checktype(L, t, LUA_TTABLE);
 	memset(q, 0, sizeof *q);
-	q->type = (uint8_t)opt_num(L, t, "type", 1);
-	q->id = (uint32_t)opt_num(L, t, "id", 0x70304632);
+	q->type = (uint8_t)opt_int(L, t, "type", 1, 0, 255);
+	q->id = (uint32_t)opt_int(L, t, "id", 0x70304632, 0, U32_MAX_N);
 	v2_addr(L, t, "src", q->src_ad);
 	v2_addr(L, t, "dst", q->dst_ad);
 	q->src_port = v2_port(L, t, "src_port");
@@ -502,10 +516,10 @@ static int l_v2_encode_response(lua_State *L)
 	         : strcmp(st, "nomatch") == 0        ? P0F2_NOMATCH
 	                                             : P0F2_BADQUERY;
 	lua_pop(L, 1);
-	r.id = (uint32_t)opt_num(L, 1, "id", 0);
+	r.id = (uint32_t)opt_int(L, 1, "id", 0, 0, U32_MAX_N);
 	opt_str(L, 1, "genre", r.genre, sizeof r.genre);
 	opt_str(L, 1, "detail", r.detail, sizeof r.detail);
-	r.dist = (int)opt_num(L, 1, "distance", -1);
+	r.dist = (int)opt_int(L, 1, "distance", -1, -1, 127);
 	opt_str(L, 1, "link", r.link, sizeof r.link);
 	opt_str(L, 1, "tos", r.tos, sizeof r.tos);
 	lua_getfield(L, 1, "firewall");
@@ -515,9 +529,9 @@ static int l_v2_encode_response(lua_State *L)
 	lua_getfield(L, 1, "real");
 	r.real = (uint8_t)lua_toboolean(L, -1);
 	lua_pop(L, 3);
-	r.score = (int16_t)opt_num(L, 1, "score", -100);
-	r.mflags = (uint16_t)opt_num(L, 1, "mflags", 0);
-	r.uptime = (int32_t)opt_num(L, 1, "uptime_hours", -1);
+	r.score = (int16_t)opt_int(L, 1, "score", -100, -32768, 32767);
+	r.mflags = (uint16_t)opt_int(L, 1, "mflags", 0, 0, 65535);
+	r.uptime = (int32_t)opt_int(L, 1, "uptime_hours", -1, -1, 2147483647.0);
 	p0f2_response_encode(&r, out);
 	lua_pushlstring(L, (const char *)out, sizeof out);
 	return 1;

@@ -5,7 +5,6 @@
  */
 #include "p0f_ev.h"
 
-#include <stddef.h>
 
 static void deliver(struct p0f_ev *e)
 {
@@ -96,7 +95,7 @@ void p0f_ev_soon(struct p0f_ev *e)
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct p0f_ev *e = (struct p0f_ev *)((char *)w - offsetof(struct p0f_ev, io));
+	struct p0f_ev *e = w->data;
 	(void)loop;
 	(void)revents;
 	p0f_ev_kick(e);
@@ -104,7 +103,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct p0f_ev *e = (struct p0f_ev *)((char *)w - offsetof(struct p0f_ev, timer));
+	struct p0f_ev *e = w->data;
 	(void)loop;
 	(void)revents;
 	p0f_ev_kick(e);
@@ -122,6 +121,7 @@ void p0f_ev_init(struct p0f_ev *e, struct ev_loop *loop, struct p0f_client *c,
 	e->ud = ud;
 	ev_io_init(&e->io, on_io, -1, 0);
 	ev_timer_init(&e->timer, on_timer, 0., 0.);
+	e->io.data = e->timer.data = e;
 }
 
 void p0f_ev_detach(struct p0f_ev *e)

@@ -140,7 +140,7 @@ static int load_script(const char *path)
 
 		lineno++;
 		a1[0] = a2[0] = '\0';
-		n = sscanf(line, "%63s %15s %8193s %8193s", addr, act, a1, a2);
+		n = sscanf(line, "%63s %15s %8192s %8192s", addr, act, a1, a2);
 		if (n <= 0 || addr[0] == '#')
 			continue;
 		if (n < 2 || nrules == MAX_RULES)
