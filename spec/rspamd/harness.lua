@@ -59,15 +59,7 @@ function H.tools_missing()
 end
 
 --- A loopback TCP port nobody listens on now.
-function H.free_port()
-  for _ = 1, 50 do
-    local port = math.random(20000, 40000)
-    if not support.sh(string.format("ss -Htln 'sport = :%d' | grep -q .", port)) then
-      return port
-    end
-  end
-  error("no free port found")
-end
+H.free_port = require("support_redis").free_port
 
 local Instance = {}
 Instance.__index = Instance
