@@ -1221,6 +1221,7 @@ int luaopen_p0f_core(lua_State *L)
  */
 #include <signal.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "p0f_net.h"
 #include "p0f_redis.h"
