@@ -251,20 +251,13 @@ end
 
 -- ---- registration --------------------------------------------------------
 
---- Patterns compiled by rspamd's own regexp engine (hyperscan/PCRE), the
--- one its built-in module uses. rspamd 3.4's create_cached() raises on an
--- explicit nil flags argument, so it is only passed when there are flags.
+--- Patterns compiled by rspamd's own regexp engine (the one its built-in
+-- module uses), through p0f.filter's engine; a raising compile becomes an
+-- option error instead of a failed plugin load.
 function M.regex(pattern, flags)
-  local rspamd_regexp = require("rspamd_regexp")
-  local ok, re
-  if flags and flags ~= "" then
-    ok, re = pcall(rspamd_regexp.create_cached, pattern, flags)
-  else
-    ok, re = pcall(rspamd_regexp.create_cached, pattern)
-  end
-  if not ok then return nil, tostring(re) end
-  if not re then return nil, "invalid regular expression" end
-  return function(s) return re:match(s) and true or false end
+  local ok, m, err = pcall(filter.regex_engines.rspamd, pattern, flags or "")
+  if not ok then return nil, tostring(m) end
+  return m, err
 end
 
 --- Split a section into filter options and plugin options.
