@@ -31,6 +31,7 @@ build = {
   install = {
     bin = {
       ["p0f-query"] = "bin/p0f-query",
+      ["p0f-policyd"] = "bin/p0f-policyd",
     },
   },
 }

@@ -1,0 +1,202 @@
+--- Helpers for the policy server specs: run bin/p0f-policyd as a
+-- subprocess (by PID), talk the policy protocol with LuaSocket, and run a
+-- private redis-server.
+local socket = require("socket")
+local support = require("support")
+
+local ps = {}
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+ps.quote = quote
+
+local function serialize(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) ~= "table" then return tostring(v) end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(k) == "number" then
+      out[#out + 1] = serialize(x)
+    else
+      out[#out + 1] = string.format("[%q] = %s", k, serialize(x))
+    end
+  end
+  return "{ " .. table.concat(out, ", ") .. " }"
+end
+
+function ps.write_config(path, opts)
+  local f = assert(io.open(path, "w"))
+  for k, v in pairs(opts) do f:write(k, " = ", serialize(v), "\n") end
+  f:close()
+end
+
+function ps.read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+--- Start the server with these options (listen defaults to a free port).
+-- Returns { pid=, port=, log=, status= } once it listens, or nil, log text.
+function ps.start(opts, args, unix_path)
+  local base = support.tmpname()
+  local s = { conf = base .. ".conf", log = base .. ".log", pidfile = base .. ".pid",
+              statusfile = base .. ".status" }
+  opts.listen = opts.listen or "127.0.0.1:0"
+  ps.write_config(s.conf, opts)
+  local lua = assert(os.getenv("P0F_LUA"), "P0F_LUA not set (run through ctest)")
+  local src = os.getenv("P0F_SOURCE_DIR") or "."
+  local inner = string.format("echo $$ > %s; exec %s %s/bin/p0f-policyd -c %s %s",
+    s.pidfile, lua, src, s.conf, args or "")
+  support.sh(string.format("(sh -c %s >%s 2>&1; echo $? > %s) </dev/null >/dev/null 2>&1 &",
+    quote(inner), s.log, s.statusfile))
+  local port = support.wait_until(function()
+    local text = ps.read(s.log)
+    if unix_path then
+      if text:find("listening on unix:", 1, true) then return 0 end
+    else
+      local p = text:match("listening on [^\n]-:(%d+) ")
+      if p then return tonumber(p) end
+    end
+    if ps.read(s.statusfile) ~= "" then return -1 end
+  end, 200, 0.05)
+  s.pid = tonumber((ps.read(s.pidfile):match("%d+")))
+  if not port or port < 0 then
+    ps.stop(s)
+    return nil, ps.read(s.log)
+  end
+  s.port = port
+  return s
+end
+
+function ps.alive(s)
+  return s.pid ~= nil and support.sh("kill -0 " .. s.pid .. " 2>/dev/null")
+end
+
+--- Send SIGTERM (or `sig`) to the server and wait; returns its exit status.
+function ps.stop(s, sig)
+  if s.pid then
+    support.sh(string.format("kill -%s %d 2>/dev/null", sig or "TERM", s.pid))
+    support.wait_until(function() return ps.read(s.statusfile) ~= "" end, 200, 0.05)
+    if ps.alive(s) then support.sh("kill -KILL " .. s.pid .. " 2>/dev/null") end
+  end
+  s.pid = nil
+  local status = tonumber((ps.read(s.statusfile):match("%d+")))
+  os.remove(s.conf)
+  os.remove(s.pidfile)
+  os.remove(s.statusfile)
+  return status
+end
+
+--- A policy client connection.
+function ps.connect(port, timeout)
+  local c = assert(socket.tcp())
+  c:settimeout(timeout or 10)
+  assert(c:connect("127.0.0.1", port))
+  return c
+end
+
+function ps.request(attrs)
+  local base = {
+    request = "smtpd_access_policy", protocol_state = "RCPT", protocol_name = "ESMTP",
+    client_address = "203.0.113.7", client_name = "unknown", helo_name = "example.test",
+    sender = "a@example.test", recipient = "b@example.test", queue_id = "", instance = "1.2.3",
+  }
+  local lines = {}
+  for k, v in pairs(base) do
+    if attrs[k] == nil then lines[#lines + 1] = k .. "=" .. v end
+  end
+  for k, v in pairs(attrs) do
+    if v ~= false then lines[#lines + 1] = k .. "=" .. v end
+  end
+  return table.concat(lines, "\n") .. "\n\n"
+end
+
+--- Read one answer: the action text, or nil, err.
+function ps.answer(c)
+  local action
+  while true do
+    local line, err = c:receive("*l")
+    if not line then return nil, err end
+    if line == "" then return action end
+    action = line:match("^action=(.*)$") or action
+  end
+end
+
+function ps.ask(c, attrs)
+  assert(c:send(ps.request(attrs or {})))
+  return ps.answer(c)
+end
+
+-- ---- a private redis-server ----------------------------------------------------
+
+function ps.start_redis()
+  if not support.sh("command -v redis-server >/dev/null 2>&1") then return nil, "redis-server not installed" end
+  local dir = support.tmpname(".redis")
+  assert(support.sh("mkdir -p " .. dir))
+  -- a free port: bind 0, read it back, release it
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  local r = { dir = dir, port = tonumber(port) }
+  local p = io.popen(string.format(
+    "redis-server --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no "
+    .. "--daemonize no >%s/redis.log 2>&1 & echo $!", r.port, dir, dir))
+  r.pid = tonumber(p:read("*l"))
+  p:close()
+  local up = support.wait_until(function()
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    local ok = c:connect("127.0.0.1", r.port)
+    c:close()
+    return ok
+  end, 100, 0.05)
+  if not up then
+    ps.stop_redis(r)
+    return nil, "redis-server did not start"
+  end
+  return r
+end
+
+function ps.stop_redis(r)
+  if r and r.pid then
+    support.sh("kill " .. r.pid .. " 2>/dev/null")
+    support.wait_until(function() return not support.sh("kill -0 " .. r.pid .. " 2>/dev/null") end, 100, 0.05)
+    r.pid = nil
+  end
+  if r and r.dir then support.sh("rm -rf " .. r.dir) end
+end
+
+--- A RESP command with LuaSocket: bulk string, integer, status or nil.
+function ps.redis_cmd(port, ...)
+  local args = { ... }
+  local c = assert(socket.tcp())
+  c:settimeout(5)
+  assert(c:connect("127.0.0.1", port))
+  local out = { "*" .. #args .. "\r\n" }
+  for _, a in ipairs(args) do
+    a = tostring(a)
+    out[#out + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
+  end
+  assert(c:send(table.concat(out)))
+  local line = assert(c:receive("*l"))
+  local kind, rest = line:sub(1, 1), line:sub(2)
+  local value
+  if kind == "$" then
+    local n = tonumber(rest)
+    if n >= 0 then
+      value = c:receive(n + 2):sub(1, n)
+    end
+  elseif kind == ":" then
+    value = tonumber(rest)
+  else
+    value = rest
+  end
+  c:close()
+  return value
+end
+
+return ps
