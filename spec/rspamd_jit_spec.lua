@@ -237,7 +237,9 @@ function TestDown.setupClass()
   TestDown.rspamd = H.start({ section = string.format([[
   socket = "%s";
   timeout = %ds;
-  servers = "127.0.0.1:%d";]], TestDown.socket, TIMEOUT, H.free_port()) })
+  servers = "127.0.0.1:%d";]], TestDown.socket, TIMEOUT, H.free_port()),
+    -- A score set the usual rspamd way wins over the plugin's default 0.
+    extra = 'group "p0f" { symbols { "P0F_FAIL" { weight = 0.25; } } }' })
 end
 
 function TestDown.teardownClass()
@@ -247,6 +249,7 @@ end
 function TestDown:test_no_socket_fails_open()
   local res = self.rspamd:scan({ ip = "203.0.113.7" })
   assert_fail_only(res, "ENOENT")
+  lu.assertEquals(res.symbols.P0F_FAIL.score, 0.25)
 end
 
 -- ---- Redis hung (stopped): fingerprints still come from p0f ----------------
