@@ -304,7 +304,7 @@ function Server:start()
   self.listener = listener
   local where = self.d.listen
   if listener:port() then where = where:gsub(":%d+$", ":" .. listener:port()) end
-  self.log:info("listening on %s (p0f at %s%s)", where, self.filter.opts.socket,
+  self.log:notice("listening on %s (p0f at %s%s)", where, self.filter.opts.socket,
     self.d.redis and string.format(", redis at %s%s", self.d.redis.port and
       (self.d.redis.host .. ":" .. self.d.redis.port) or self.d.redis.host,
       self.d.publish and ", publishing" or "") or "")
@@ -321,7 +321,7 @@ end
 function Server:shutdown(why)
   if self.stopping then return end
   self.stopping = true
-  self.log:info("shutting down%s: %d connections, %d requests in flight",
+  self.log:notice("shutting down%s: %d connections, %d requests in flight",
     why and (" (" .. why .. ")") or "", self.nconns, self.inflight)
   if self.listener then self.listener:close() end
   self.grace = self.loop:timer(self.d.shutdown_timeout, function() self:_finish() end)
@@ -342,7 +342,7 @@ function Server:_finish()
   if self.redis then self.redis:close() end
   for _, cs in pairs(self.conns) do self:_drop(cs) end
   for _, s in ipairs(self.signals or {}) do s:stop() end
-  self.log:info("stopped after %d requests (%d p0f lookups, %d cache hits, %d failures)",
+  self.log:notice("stopped after %d requests (%d p0f lookups, %d cache hits, %d failures)",
     self.stats.requests, self.stats.lookups, self.stats.hits, self.stats.failures)
   self.loop:stop()
 end
