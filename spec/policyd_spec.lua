@@ -369,4 +369,69 @@ function TestRedis:test_hung_redis_never_blocks()
   os.remove(srv.log)
 end
 
+-- ---- the SpamAssassin rules score what the server prepends -----------------------
+
+TestSpamAssassinRules = {}
+
+local function load_rules()
+  local rex = require("rex_pcre2")
+  local src = os.getenv("P0F_SOURCE_DIR") or "."
+  local rules, scores = {}, {}
+  for line in io.lines(src .. "/examples/spamassassin/p0f.cf") do
+    local name, header, re, flags = line:match("^header%s+(%S+)%s+(%S+)%s+=~%s+/(.*)/(%a*)%s*$")
+    if name then
+      lu.assertEquals(header, "X-p0f-OS")
+      rules[#rules + 1] = { name = name, re = rex.new(re, flags ~= "" and flags or nil) }
+    end
+    local sname, score = line:match("^score%s+(%S+)%s+(%S+)")
+    if sname then scores[sname] = tonumber(score) end
+  end
+  return rules, scores
+end
+
+-- What SpamAssassin would add for the header p0f-policyd prepends.
+local function score_for(result)
+  local policyd = require("p0f.policyd")
+  local f = assert(require("p0f.filter").new{ header = "X-p0f-OS" })
+  result.status = "ok"
+  local action = policyd.action_for(f:verdict(p0f.decode(p0f.encode_response(result))), "DATA")
+  local value = assert(action:match("^PREPEND X%-p0f%-OS: (.*)$"), action)
+  local rules, scores = load_rules()
+  local total, hits = 0, {}
+  for _, r in ipairs(rules) do
+    if r.re:find(value) then
+      total = total + assert(scores[r.name], "no score for " .. r.name)
+      hits[#hits + 1] = r.name
+    end
+  end
+  return total, table.concat(hits, " ")
+end
+
+function TestSpamAssassinRules:test_desktops_up_servers_down()
+  local s, hits = score_for{ os_name = "Windows", os_flavor = "XP", link_type = "DSL", distance = 12 }
+  lu.assertEquals(hits, "P0F_WINXP")
+  lu.assertTrue(s >= 2)
+  s, hits = score_for{ os_name = "Windows", os_flavor = "7 or 8" }
+  lu.assertEquals(hits, "P0F_WINVISTA")
+  lu.assertTrue(s > 0)
+  s, hits = score_for{ os_name = "Windows", os_flavor = "NT kernel" }
+  lu.assertEquals(hits, "P0F_WINNT")
+  s, hits = score_for{ os_name = "Linux", os_flavor = "(Android)" }
+  lu.assertEquals(hits, "P0F_ANDROID")
+  lu.assertTrue(s > 0)
+  s, hits = score_for{ os_name = "Linux", os_flavor = "3.11 and newer", distance = 3 }
+  lu.assertEquals(hits, "P0F_LINUX")
+  lu.assertTrue(s < 0)
+  s, hits = score_for{ os_name = "Solaris", os_flavor = "10" }
+  lu.assertEquals(hits, "P0F_UNIX")
+  lu.assertTrue(s < 0)
+  s, hits = score_for{ os_name = "OpenBSD", os_flavor = "5.x" }
+  lu.assertEquals(hits, "P0F_BSD")
+  s, hits = score_for{ os_name = "MacOS X", os_flavor = "10.9 or newer (sometimes iPhone or iPad)" }
+  lu.assertEquals(hits, "P0F_MACOS")
+  s, hits = score_for{ os_name = "" }
+  lu.assertEquals(hits, "P0F_UNKNOWN")
+  lu.assertTrue(s > 0)
+end
+
 os.exit(lu.LuaUnit.run())
