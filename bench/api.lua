@@ -74,12 +74,16 @@ end
 -- until the client's fd is ready or its deadline (or returns at once).
 local function pollable(t1, wait, forget)
   local c = assert(p0f.client { socket = path, max_inflight = depth })
+  -- The handles in flight, oldest first, in a ring of `depth` slots (a
+  -- table indexed by ever-growing counters would move to the hash part and
+  -- rehash on every insert once full: the harness must not cost more than
+  -- the client).
   local fifo, head, tail = {}, 1, 0
   local sent, got, stop = 0, 0, false
   local function submit()
     sent = sent + 1
     tail = tail + 1
-    fifo[tail] = assert(c:submit(addrs[sent % naddr + 1]))
+    fifo[(tail - 1) % depth + 1] = assert(c:submit(addrs[sent % naddr + 1]))
   end
   for _ = 1, depth do submit() end
   while got < sent do
@@ -87,10 +91,9 @@ local function pollable(t1, wait, forget)
     local progressed = false
     -- p0f answers in order, so the oldest handle finishes first.
     while head <= tail do
-      local r, err, code = c:fetch(fifo[head])
+      local r, err, code = c:fetch(fifo[(head - 1) % depth + 1])
       if not r and code == "EAGAIN" then break end
       check(r, err, code)
-      fifo[head] = nil
       head = head + 1
       got = got + 1
       progressed = true
