@@ -3,7 +3,7 @@
 # driving one real p0f on the loopback interface that this script starts
 # and stops (by its PID). Prints one table of medians over several rounds.
 #
-#   bench/run.sh [--rounds N] [--seconds S] [--quick] [--pin same|split|none]
+#   bench/run.sh [--rounds N] [--seconds S] [--quick] [--pin both|same|split]
 #                [--memory-queries N] [--build DIR]
 #
 #   --rounds N     rounds of every row, interleaved; medians are reported (5)
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--quick) ROUNDS=2; SECONDS_EACH=0.5; MEMQ=100000; shift ;;
 	--pin) PIN=$2; shift 2 ;;
 	--build) BUILD=$2; shift 2 ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -188,6 +188,7 @@ done
 [ -n "$HARAKA" ] || { echo "skip haraka_one $HARAKA_WHY" >>"$R"; echo "skip haraka $HARAKA_WHY" >>"$R"; }
 echo "memory ... ($MEMQ queries, p0f and the client on CPU $CLI_CPU)" >&2
 place_p0f same
+# shellcheck disable=SC2086 # MIX is a list of words
 echo "memory $(pin "$CLI_CPU" "$LUA" "$SRC/bench/memory.lua" "$SOCK" "$MEMQ" $MIX)" >>"$R"
 
 kill -0 "$P0F_PID" 2>/dev/null || { echo "run.sh: p0f died during the run" >&2; exit 1; }
