@@ -65,8 +65,9 @@ function ps.start(opts, args, unix_path)
   end, 200, 0.05)
   s.pid = tonumber((ps.read(s.pidfile):match("%d+")))
   if not port or port < 0 then
+    local text = ps.read(s.log)
     ps.stop(s)
-    return nil, ps.read(s.log)
+    return nil, text
   end
   s.port = port
   return s
@@ -88,6 +89,7 @@ function ps.stop(s, sig)
   os.remove(s.conf)
   os.remove(s.pidfile)
   os.remove(s.statusfile)
+  os.remove(s.log)
   return status
 end
 
