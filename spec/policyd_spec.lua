@@ -369,6 +369,46 @@ function TestRedis:test_hung_redis_never_blocks()
   os.remove(srv.log)
 end
 
+-- ---- the protocol parser on its own ---------------------------------------------
+
+TestParser = {}
+
+local function parse(chunks, opts)
+  local parser = require("p0f.policy_protocol").parser(opts)
+  local got = {}
+  for _, c in ipairs(chunks) do
+    parser:feed(c, function(attrs, problem) got[#got + 1] = { attrs = attrs, problem = problem } end)
+  end
+  return got, parser
+end
+
+function TestParser:test_split_anywhere_and_crlf()
+  local text = "request=smtpd_access_policy\r\nclient_address=203.0.113.7\n\nrequest=x\n\n"
+  for cut = 1, #text - 1 do
+    local got, parser = parse({ text:sub(1, cut), text:sub(cut + 1) })
+    lu.assertEquals(#got, 2)
+    lu.assertEquals(got[1].attrs, { request = "smtpd_access_policy", client_address = "203.0.113.7" })
+    lu.assertNil(got[1].problem)
+    lu.assertEquals(got[2].attrs, { request = "x" })
+    lu.assertFalse(parser:partial())
+  end
+end
+
+function TestParser:test_limits_resynchronise()
+  local long = "ccert_subject=" .. string.rep("y", 5000)
+  local got, parser = parse({ "a=1\n", long:sub(1, 3000), long:sub(3001), "\nb=2\n\nc=3\n" },
+    { max_line = 4096 })
+  lu.assertEquals(#got, 1)
+  lu.assertEquals(got[1].problem, "line too long")
+  lu.assertEquals(got[1].attrs, { a = "1", b = "2" })
+  lu.assertTrue(parser:partial()) -- c=3 begun, not ended
+  got = parse({ "a=1\nb=2\nc=3\n\nd=4\n\n" }, { max_attrs = 2 })
+  lu.assertEquals(got[1].problem, "too many attributes")
+  lu.assertEquals(got[2].attrs, { d = "4" })
+  lu.assertNil(got[2].problem)
+  lu.assertEquals(require("p0f.policy_protocol").answer("REJECT a\r\nb"), "action=REJECT a  b\n\n")
+end
+
 -- ---- the SpamAssassin rules score what the server prepends -----------------------
 
 TestSpamAssassinRules = {}

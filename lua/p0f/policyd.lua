@@ -56,8 +56,8 @@ function policyd.new(opts, env)
     self.lru = cache.lru{ size = fo.cache_size, expire = fo.expire, nomatch_expire = fo.nomatch_expire }
   end
   -- Does any stage other than DATA need a lookup at all?
-  self.has_rules = (f._reject and #f._reject > 0) or (f._defer and #f._defer > 0)
-    or (type(fo.reject) == "table" and #fo.reject > 0) or (type(fo.defer) == "table" and #fo.defer > 0)
+  self.has_rules = (type(fo.reject) == "table" and #fo.reject > 0)
+    or (type(fo.defer) == "table" and #fo.defer > 0)
   return self
 end
 
