@@ -31,7 +31,7 @@ function M.start()
   assert(support.sh("mkdir -p " .. dir))
   local d = { dir = dir, port = M.free_port(), pidfile = dir .. "/redis.pid" }
   local ok = support.sh(string.format(
-    "redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes"
+    "env -u LD_PRELOAD redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes"
     .. " --pidfile %s --dir %s --logfile %s/redis.log", d.port, d.pidfile, dir, dir))
   if ok then
     d.pid = support.wait_until(function()

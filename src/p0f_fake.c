@@ -294,7 +294,8 @@ static double flush(struct conn *c)
 			return -1;
 		if (now < k->not_before)
 			return k->not_before - now;
-		memcpy(buf, k->bytes, k->len);
+		if (k->len > 0) /* a "close" chunk has no bytes at all */
+			memcpy(buf, k->bytes, k->len);
 		if (k->patch_id && k->len >= 8)
 			memcpy(buf + 4, k->v2id, 4);
 		want = k->split ? 1 : k->len - k->off;
