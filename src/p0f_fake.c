@@ -5,6 +5,7 @@
  * split replies into single bytes, send garbage, close mid-reply.
  *
  *   p0f-fake --socket PATH [--script FILE] [--log FILE] [--v2] [--daemon]
+ *            [--stderr FILE] [--parent PID]
  *
  * Script: one rule per line, `ADDRESS ACTION [ARGS]`, `*` for any address
  * without a rule of its own (default: a well-formed "no match" reply).
@@ -20,7 +21,10 @@
  *
  * The log gets a line per event: `accept`, `query ADDRESS`, `close`, so a
  * test can count queries and connections. With --daemon the program forks,
- * and the parent prints the child's PID once the socket is listening.
+ * and the parent prints the child's PID once the socket is listening; the
+ * daemon's stderr goes to --stderr FILE (or nowhere), never to the test
+ * runner's pipe, which would keep the runner waiting for it. With --parent
+ * it exits when that process is gone, so a crashed test leaves nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +80,7 @@ static struct conn conns[MAX_CONN];
 static FILE *logfile;
 static int v2;
 static volatile sig_atomic_t stop;
+static long parent_pid;
 static uint8_t nomatch3[P0F_RESP_LEN], nomatch2[P0F2_RESP_LEN];
 
 static void on_signal(int sig)
@@ -326,12 +331,38 @@ static double flush(struct conn *c)
 	return -1;
 }
 
+/* Gone, or a zombie nobody reaps yet. */
+static int parent_gone(void)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	if (parent_pid <= 0)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%ld/stat", parent_pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
+}
+
 static int serve(int lfd)
 {
+	double next_check = 0;
+
 	while (!stop) {
 		struct pollfd p[MAX_CONN + 1];
 		int idx[MAX_CONN + 1], np = 0, i, ms = -1;
 
+		if (parent_pid > 0 && p0f_monotonic() >= next_check) {
+			if (parent_gone())
+				break;
+			next_check = p0f_monotonic() + 0.5;
+		}
 		p[np].fd = lfd;
 		p[np].events = POLLIN;
 		idx[np++] = -1;
@@ -349,6 +380,8 @@ static int serve(int lfd)
 			p[np].events = conns[i].inlen < sizeof conns[i].in ? POLLIN : 0;
 			idx[np++] = i;
 		}
+		if (parent_pid > 0 && (ms < 0 || ms > 500))
+			ms = 500;
 		if (poll(p, (nfds_t)np, ms) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -388,13 +421,14 @@ static int serve(int lfd)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: p0f-fake --socket PATH [--script FILE] [--log FILE] [--v2] [--daemon]\n");
+	fprintf(stderr, "usage: p0f-fake --socket PATH [--script FILE] [--log FILE] [--v2]\n"
+	                "                [--daemon] [--stderr FILE] [--parent PID]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL, *script = NULL, *logpath = NULL;
+	const char *path = NULL, *script = NULL, *logpath = NULL, *errpath = "/dev/null";
 	int daemonize = 0, lfd, i, rc;
 	struct sockaddr_un sa;
 	struct p0f_response nm;
@@ -411,6 +445,10 @@ int main(int argc, char **argv)
 			v2 = 1;
 		else if (strcmp(argv[i], "--daemon") == 0)
 			daemonize = 1;
+		else if (strcmp(argv[i], "--stderr") == 0 && i + 1 < argc)
+			errpath = argv[++i];
+		else if (strcmp(argv[i], "--parent") == 0 && i + 1 < argc)
+			parent_pid = atol(argv[++i]);
 		else
 			usage();
 	}
@@ -457,7 +495,8 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		setsid();
-		if (freopen("/dev/null", "r", stdin) == NULL || freopen("/dev/null", "w", stdout) == NULL)
+		if (freopen("/dev/null", "r", stdin) == NULL || freopen("/dev/null", "w", stdout) == NULL ||
+		    freopen(errpath, "a", stderr) == NULL)
 			return 1;
 	}
 	rc = serve(lfd);

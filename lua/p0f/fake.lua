@@ -89,6 +89,7 @@ function fake.start(opts)
     socket = opts.socket or (base .. ".sock"),
     script = base .. ".rules",
     log = base .. ".log",
+    errlog = base .. ".err",
     v2 = opts.v2 and true or false,
   }, Server)
   local f = assert(io.open(self.script, "w"))
@@ -101,6 +102,9 @@ function fake.start(opts)
     "--socket", shell_quote(self.socket),
     "--script", shell_quote(self.script),
     "--log", shell_quote(self.log),
+    "--stderr", shell_quote(self.errlog),
+    -- the daemon follows this Lua process: nothing is left behind if it dies
+    "--parent", tostring(fake.own_pid() or 0),
     opts.v2 and "--v2" or "",
   }, " ")
   local p = assert(io.popen(cmd, "r"))
@@ -111,6 +115,15 @@ function fake.start(opts)
     error("p0f.fake: could not start " .. cmd, 2)
   end
   return self
+end
+
+--- This process's PID (from /proc/self, which names whoever opens it).
+function fake.own_pid()
+  local f = io.open("/proc/self/stat", "r")
+  if not f then return nil end
+  local pid = tonumber((f:read("*l") or ""):match("^(%d+)"))
+  f:close()
+  return pid
 end
 
 local function events(self)
@@ -165,8 +178,16 @@ function Server:stop()
     os.execute("sleep 0.01")
   end
   self.pid = nil
+  -- whatever the daemon said on stderr (a sanitizer report, say) is shown
+  local f = io.open(self.errlog, "r")
+  if f then
+    local text = f:read("*a")
+    f:close()
+    if text ~= "" then io.stderr:write("p0f-fake: ", text) end
+  end
   os.remove(self.script)
   os.remove(self.log)
+  os.remove(self.errlog)
 end
 
 Server.__gc = Server.stop
