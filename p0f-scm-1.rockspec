@@ -18,6 +18,7 @@ dependencies = {
 }
 external_dependencies = {
   LIBEV = { header = "ev.h" },
+  HIREDIS = { header = "hiredis/adapters/libev.h" },
 }
 build = {
   type = "cmake",
@@ -28,6 +29,7 @@ build = {
     CMAKE_BUILD_TYPE = "Release",
     BUILD_TESTING = "OFF",
   },
+  copy_directories = { "rspamd", "examples" },
   install = {
     bin = {
       ["p0f-query"] = "bin/p0f-query",
