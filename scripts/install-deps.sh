@@ -12,7 +12,7 @@ packages=(
   lua-unit lua-cqueues lua-luv lua-rex-pcre2 lua-socket
   p0f redis-server rspamd postfix swaks
   valgrind clang libclang-rt-14-dev
-  procps iproute2 util-linux
+  procps iproute2 util-linux netcat-openbsd
 )
 
 # Postfix asks what kind of mail system to set up; the tests run their own.
