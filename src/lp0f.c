@@ -862,21 +862,48 @@ struct delivery {
 	const struct p0f_result *res;
 };
 
+/*
+ * The callbacks of queries in flight live in the array part of a table:
+ * [2k+1] the callback, [2k+2] its handle, where k is the record index in the
+ * low 24 bits of the handle (p0f_client.c: generation << 24 | index), unique
+ * among live queries. Keyed by whole handles, which never repeat, the table
+ * lived in its hash part, and with a steady number of queries in flight
+ * (a power of two, such as the default 64) every insertion into the full
+ * hash part rehashed the whole table.
+ */
+static int cb_slot(uint64_t h)
+{
+	return (int)(h & 0xFFFFFFu) * 2 + 1;
+}
+
+/* Whether the callback slot at the top of the stack belongs to `h`. */
+static int slot_owned_by(lua_State *L, uint64_t h)
+{
+	return lua_type(L, -1) == LUA_TNUMBER && (uint64_t)lua_tonumber(L, -1) == h;
+}
+
+static void slot_clear(lua_State *L, int t, uint64_t h)
+{
+	lua_pushnil(L);
+	lua_rawseti(L, t, cb_slot(h));
+	lua_pushnil(L);
+	lua_rawseti(L, t, cb_slot(h) + 1);
+}
+
 /* Runs under lua_pcall: look up the callback and call it, protected. */
 static int deliver_one(lua_State *L)
 {
 	struct delivery *d = lua_touserdata(L, 1);
 	struct levclient *ec = d->ec;
-	int nres;
+	int nres, t;
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
-	push_handle(L, d->handle);
-	lua_rawget(L, -2);
-	if (lua_isnil(L, -1))
+	t = lua_gettop(L);
+	lua_rawgeti(L, t, cb_slot(d->handle) + 1);
+	if (!slot_owned_by(L, d->handle))
 		return 0; /* cancelled */
-	push_handle(L, d->handle);
-	lua_pushnil(L);
-	lua_rawset(L, -4);
+	lua_rawgeti(L, t, cb_slot(d->handle));
+	slot_clear(L, t, d->handle);
 	nres = push_result(L, d->res, ec->path);
 	if (lua_pcall(L, nres, 0, 0) != LUA_OK)
 		report_error(L, ec);
@@ -983,9 +1010,10 @@ static int l_evclient_query(lua_State *L)
 	if (rc != 0)
 		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
-	push_handle(L, h);
 	lua_pushvalue(L, 3);
-	lua_rawset(L, -3);
+	lua_rawseti(L, -2, cb_slot(h));
+	push_handle(L, h);
+	lua_rawseti(L, -2, cb_slot(h) + 1);
 	lua_pop(L, 1);
 	anchor(L, ec, 1);
 	p0f_ev_soon(&ec->e); /* callbacks only ever run from inside the loop */
@@ -998,12 +1026,14 @@ static int l_evclient_cancel(lua_State *L)
 	struct levclient *ec = check_evclient(L);
 	uint64_t h = check_handle(L, 2);
 
-	p0f_client_cancel(ec->c, h);
+	/* Only a query still ours: a stale handle's slot may be reused. */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
-	push_handle(L, h);
-	lua_pushnil(L);
-	lua_rawset(L, -3);
-	lua_pop(L, 1);
+	lua_rawgeti(L, -1, cb_slot(h) + 1);
+	if (slot_owned_by(L, h)) {
+		p0f_client_cancel(ec->c, h);
+		slot_clear(L, lua_gettop(L) - 1, h);
+	}
+	lua_pop(L, 2);
 	unanchor_if_idle(L, ec);
 	return 0;
 }

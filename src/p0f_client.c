@@ -291,7 +291,8 @@ static void finish_connect(struct p0f_client *c, double now)
 static void do_read(struct p0f_client *c, double now)
 {
 	for (;;) {
-		ssize_t n = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
+		size_t want = sizeof c->in - c->inlen;
+		ssize_t n = read(c->fd, c->in + c->inlen, want);
 		size_t off = 0;
 
 		if (n == 0) {
@@ -327,6 +328,10 @@ static void do_read(struct p0f_client *c, double now)
 		}
 		memmove(c->in, c->in + off, c->inlen - off);
 		c->inlen -= off;
+		/* A short read emptied the socket: one more would only say
+		 * EAGAIN (level-triggered pollers report what comes next). */
+		if ((size_t)n < want)
+			return;
 	}
 }
 
