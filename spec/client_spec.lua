@@ -286,6 +286,8 @@ function TestClient.test_bad_options_raise()
   lu.assertErrorMsgContains("bad option 'timeout'", p0f.client, { socket = "/x", timeout = 0 })
   lu.assertErrorMsgContains("bad option 'max_inflight'", p0f.client, { socket = "/x", max_inflight = 0 })
   lu.assertErrorMsgContains("bad option 'max_inflight'", p0f.client, { socket = "/x", max_inflight = 1.5 })
+  -- closing without reading owed replies can kill p0f: not an option
+  lu.assertErrorMsgContains("bad option 'drain'", p0f.client, { socket = "/x", drain = 0 })
   local c = p0f.client{ socket = "/x" }
   local r, _, code = c:submit("999.1.1.1")
   lu.assertNil(r)

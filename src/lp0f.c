@@ -350,7 +350,8 @@ static void client_opts(lua_State *L, int t, struct p0f_client_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->timeout = opt_seconds(L, t, "timeout", 5, 0);
-	o->drain = opt_seconds(L, t, "drain", 1, 1);
+	/* No zero: closing with replies owed can kill p0f (SIGPIPE). */
+	o->drain = opt_seconds(L, t, "drain", 1, 0);
 	o->backoff_max = opt_seconds(L, t, "backoff_max", 1, 0);
 	lua_getfield(L, t, "max_inflight");
 	if (!lua_isnil(L, -1)) {
@@ -376,7 +377,7 @@ static int l_query(lua_State *L)
 	if (!lua_isnoneornil(L, 3))
 		luaL_checktype(L, 3, LUA_TTABLE);
 	timeout = opt_seconds(L, 3, "timeout", 5, 0);
-	rc = p0f_query_once(path, addr, len, timeout, opt_seconds(L, 3, "drain", 0.5, 1), &res);
+	rc = p0f_query_once(path, addr, len, timeout, opt_seconds(L, 3, "drain", 0.5, 0), &res);
 	if (rc == EINVAL)
 		return push_err(L, rc, lua_pushfstring(L, "'%s'", addr));
 	if (rc != 0)
