@@ -544,4 +544,36 @@ function TestV2.test_encode_response_defaults()
   lu.assertError(p0f.v2.encode_response, "ok")
 end
 
+-- Regression: numbers outside a field's range used to reach C integer
+-- conversions whose result is undefined (caught by UBSan); now they raise.
+TestFieldRanges = {}
+
+function TestFieldRanges.test_v3_fields_out_of_range_raise()
+  local bad = {
+    { first_seen = -1 }, { first_seen = 2 ^ 32 + 5 }, { distance = 1e10 },
+    { bad_sw = 0 / 0 }, { os_match_q = 256 }, { status = -1 }, { total_conn = 1.5 },
+  }
+  for _, t in ipairs(bad) do
+    local field = next(t)
+    lu.assertErrorMsgContains("bad field '" .. field .. "'", p0f.encode_response, t)
+  end
+  -- the edges themselves are fine
+  local r = p0f.decode(p0f.encode_response{ first_seen = 2 ^ 32 - 1, distance = 255, bad_sw = 255 })
+  lu.assertEquals(r.first_seen, 2 ^ 32 - 1)
+  lu.assertNil(r.distance)
+end
+
+function TestFieldRanges.test_v2_fields_out_of_range_raise()
+  local conn = { src = "192.0.2.1", src_port = 1, dst = "192.0.2.2", dst_port = 25 }
+  for k, v in pairs{ src_port = 0 / 0, dst_port = 70000, id = -1, type = 300 } do
+    local c = {}
+    for kk, vv in pairs(conn) do c[kk] = vv end
+    c[k] = v
+    lu.assertErrorMsgContains("bad field '" .. k .. "'", p0f.v2.encode_query, c)
+  end
+  for k, v in pairs{ score = 1e6, mflags = -1, uptime_hours = 2 ^ 31, id = 2 ^ 33 } do
+    lu.assertErrorMsgContains("bad field '" .. k .. "'", p0f.v2.encode_response, { [k] = v })
+  end
+end
+
 os.exit(lu.LuaUnit.run())

@@ -161,8 +161,11 @@ static lua_Number opt_int(lua_State *L, int t, const char *k, lua_Number def,
                           lua_Number lo, lua_Number hi)
 {
 	lua_Number v = opt_num(L, t, k, def);
-	if (!(v >= lo && v <= hi) || v != (lua_Number)(long long)v)
-		luaL_error(L, "bad field '%s' (integer from %.0f to %.0f expected)", k, lo, hi);
+	if (!(v >= lo && v <= hi) || v != (lua_Number)(long long)v) {
+		char range[64]; /* lua_pushfstring has no precision: print it here */
+		snprintf(range, sizeof range, "%.0f to %.0f", (double)lo, (double)hi);
+		luaL_error(L, "bad field '%s' (integer from %s expected)", k, range);
+	}
 	return v;
 }
 
