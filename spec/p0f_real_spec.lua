@@ -19,11 +19,7 @@ end
 
 -- p0f needs a moment after a handshake: ask until it knows the host, bounded.
 local function learn(addr)
-  return support.wait_until(function()
-    support.touch(addr, 2)
-    local r = p0f.query(d.socket, addr, { timeout = 2 })
-    return r and r.status == "ok" and r
-  end, 50, 0.1)
+  return support.learn(d, addr)
 end
 
 function TestRealP0f.test_localhost_is_linux()

@@ -75,6 +75,17 @@ function support.start_p0f(extra)
   return d
 end
 
+--- Make handshakes from `addr` until the p0f `d` knows it (bounded): p0f
+-- needs a moment after a connection. Returns its answer, or nil.
+function support.learn(d, addr)
+  local p0f = require("p0f")
+  return support.wait_until(function()
+    support.touch(addr, 2)
+    local r = p0f.query(d.socket, addr, { timeout = 2 })
+    return r and r.status == "ok" and r
+  end, 50, 0.1)
+end
+
 function support.p0f_alive(d)
   return d ~= nil and require("p0f.fake").pid_alive(d.pid)
 end
