@@ -177,7 +177,7 @@ end
 function TestClient.test_server_restart()
   local path = support.tmpname(".sock")
   local srv = fake.start{ socket = path, rules = { ["*"] = "echo" } }
-  local c = assert(p0f.client{ socket = path, timeout = 2 })
+  local c = assert(p0f.client{ socket = path, timeout = 10 })
   lu.assertEquals(c:query("192.0.2.10").os_name, "192.0.2.10")
   srv:stop()
   -- the daemon is gone: queries fail fast with a clear code, not at the deadline
@@ -185,7 +185,7 @@ function TestClient.test_server_restart()
   local r, _, code = c:query("192.0.2.11")
   lu.assertNil(r)
   lu.assertTrue(code == "ECONNRESET" or code == "ENOENT" or code == "ECONNREFUSED", code)
-  lu.assertTrue(support.now() - t0 < 2)
+  lu.assertTrue(support.now() - t0 < 5) -- long before the 10 s deadline
   srv = fake.start{ socket = path, rules = { ["*"] = "echo" } }
   -- back: within the bounded backoff (1 s by default) queries succeed again
   local ok = support.wait_until(function()
@@ -267,7 +267,7 @@ end
 function TestClient.test_close_drains_owed_replies()
   -- replies still owed when the client closes are read first: a real p0f
   -- would die of SIGPIPE writing them to a closed socket
-  local srv = fake.start{ rules = { ["*"] = { action = "delay", ms = 200, reply = { os_name = "X" } } } }
+  local srv = fake.start{ rules = { ["*"] = { action = "delay", ms = 1000, reply = { os_name = "X" } } } }
   local c = assert(p0f.client{ socket = srv.socket, timeout = 5, drain = 3 })
   for i = 1, 5 do c:submit("192.0.2." .. i) end
   c:step()
@@ -275,7 +275,7 @@ function TestClient.test_close_drains_owed_replies()
   local t0 = support.now()
   c:close()
   local took = support.now() - t0
-  lu.assertTrue(took >= 0.1, "close did not wait for the owed replies (" .. took .. " s)")
+  lu.assertTrue(took >= 0.5, "close did not wait for the owed replies (" .. took .. " s)")
   -- the fake saw no broken pipe: it logged 5 queries and the close came after
   lu.assertEquals(#srv:queries(), 5)
   srv:stop()
