@@ -212,7 +212,11 @@ function TestClient.test_permission_denied()
   local dir = support.tmpname(".dir")
   assert(support.sh("mkdir -m 0700 " .. dir))
   local srv = fake.start{ socket = dir .. "/p0f.sock" }
-  local script = support.tmpname(".lua")
+  -- nobody may not be able to read the build tree: give it a copy of the module
+  local mod = support.tmpname(".mod")
+  assert(support.sh(string.format("mkdir -m 0755 -p %s/p0f && cp %s %s/p0f/core.so && cp %s %s/p0f/init.lua",
+    mod, package.searchpath("p0f.core", package.cpath), mod, package.searchpath("p0f", package.path), mod)))
+  local script = mod .. "/ask.lua"
   local f = assert(io.open(script, "w"))
   f:write(string.format([[
     local c = require("p0f").client{ socket = %q }
@@ -220,14 +224,13 @@ function TestClient.test_permission_denied()
     io.write(tostring(code))
   ]], srv.socket))
   f:close()
-  os.execute("chmod 0644 " .. script)
-  local p = io.popen(string.format("runuser -u nobody -- env LUA_PATH=%q LUA_CPATH=%q %s %s 2>&1",
-    package.path, package.cpath, os.getenv("P0F_LUA") or "lua5.4", script))
+  os.execute("chmod -R a+rX " .. mod)
+  local p = io.popen(string.format("cd / && runuser -u nobody -- env LUA_PATH='%s/?.lua;%s/?/init.lua' LUA_CPATH='%s/?.so' %s %s 2>&1",
+    mod, mod, mod, os.getenv("P0F_LUA") or "lua5.4", script))
   local out = p:read("*a")
   p:close()
   srv:stop()
-  os.remove(script)
-  os.execute("rm -rf " .. dir)
+  os.execute("rm -rf " .. dir .. " " .. mod)
   lu.assertEquals(out, "EACCES")
 end
 
