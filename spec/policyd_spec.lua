@@ -474,4 +474,58 @@ function TestSpamAssassinRules:test_desktops_up_servers_down()
   lu.assertTrue(s > 0)
 end
 
+-- ---- connection limits ---------------------------------------------------------
+
+TestLimits = {}
+
+function TestLimits:setUp()
+  self.fake = fake.start{ rules = RULES }
+  local o = base_opts(self.fake.socket)
+  o.idle_timeout = 1
+  o.max_connections = 2
+  self.srv = assert(ps.start(o))
+end
+
+function TestLimits:tearDown()
+  if self.srv then ps.stop(self.srv) end
+  self.fake:stop()
+end
+
+function TestLimits:test_idle_connection_is_closed()
+  local c = ps.connect(self.srv.port)
+  lu.assertStrContains(ps.ask(c, { client_address = WINXP }), "REJECT")
+  -- nothing more is asked: closed after idle_timeout (1 s), within a generous bound
+  local dt, line, err = elapsed(function() return c:receive("*l") end)
+  lu.assertNil(line)
+  lu.assertEquals(err, "closed")
+  lu.assertTrue(dt > 0.5 and dt < 8, "closed after " .. dt .. " s")
+  c:close()
+end
+
+function TestLimits:test_connections_beyond_the_limit_are_refused()
+  local a, b = ps.connect(self.srv.port), ps.connect(self.srv.port)
+  lu.assertStrContains(ps.ask(a, { client_address = WINXP }), "REJECT")
+  lu.assertStrContains(ps.ask(b, { client_address = WINXP }), "REJECT")
+  -- the third is accepted by the kernel, then closed without an answer
+  local c = ps.connect(self.srv.port)
+  c:send(ps.request({ client_address = WINXP }))
+  local line, err = c:receive("*l")
+  lu.assertNil(line)
+  lu.assertEquals(err, "closed")
+  lu.assertStrContains(ps.read(self.srv.log), "refused: 2 connections open")
+  c:close()
+  -- the first two still work, and once one goes, a new one is served
+  lu.assertStrContains(ps.ask(a, { client_address = WINXP }), "REJECT")
+  b:close()
+  local ok = support.wait_until(function()
+    local d = ps.connect(self.srv.port)
+    d:send(ps.request({ client_address = WINXP }))
+    local answer = d:receive("*l")
+    d:close()
+    return answer and answer:find("REJECT", 1, true)
+  end, 50, 0.05)
+  lu.assertTrue(ok ~= nil, "no connection served after one closed")
+  a:close()
+end
+
 os.exit(lu.LuaUnit.run())
