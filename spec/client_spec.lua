@@ -215,7 +215,7 @@ function TestClient.test_permission_denied()
   -- nobody may not be able to read the build tree: give it a copy of the module
   local mod = support.tmpname(".mod")
   assert(support.sh(string.format("mkdir -m 0755 -p %s/p0f && cp %s %s/p0f/core.so && cp %s %s/p0f/init.lua",
-    mod, package.searchpath("p0f.core", package.cpath), mod, package.searchpath("p0f", package.path), mod)))
+    mod, support.searchpath("p0f.core", package.cpath), mod, support.searchpath("p0f", package.path), mod)))
   local script = mod .. "/ask.lua"
   local f = assert(io.open(script, "w"))
   f:write(string.format([[

@@ -37,6 +37,17 @@ function support.tmpname(suffix)
   return base .. (suffix or "")
 end
 
+--- package.searchpath, which PUC Lua 5.1 lacks.
+function support.searchpath(name, path)
+  if package.searchpath then return package.searchpath(name, path) end
+  local file = name:gsub("%.", "/")
+  for template in path:gmatch("[^;]+") do
+    local candidate = template:gsub("%?", file)
+    local f = io.open(candidate, "rb")
+    if f then f:close() return candidate end
+  end
+end
+
 function support.is_root()
   local p = io.popen("id -u")
   local uid = p:read("*l")
