@@ -8,6 +8,7 @@ packages=(
   # build
   cmake make gcc pkg-config git ca-certificates
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev libev-dev libhiredis-dev luarocks
+  lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
   # tests
   lua-unit lua-cqueues lua-luv lua-rex-pcre2 lua-socket
   p0f redis-server rspamd postfix swaks

@@ -5,7 +5,8 @@
 #      and LuaJIT into throwaway trees
 #   3. the suite again under ASan+UBSan (Lua 5.4 and LuaJIT), and under
 #      valgrind (PUC Lua 5.4); foreign daemons (rspamd, Postfix) are left out
-#   4. the fuzz targets built with clang and run briefly
+#   4. the client specs under PUC Lua 5.1-5.3; the fuzz targets built with
+#      clang and run briefly
 #   5. the whole suite under Lua 5.4 and LuaJIT: C tests, codec, client,
 #      libev driver, real p0f, filter, cache, Redis, rspamd, Postfix, soak
 set -euo pipefail
@@ -60,6 +61,11 @@ cmake -S . -B build-valgrind -DP0F_TEST_LUAS=5.4 -DCMAKE_BUILD_TYPE=Debug \
   >/dev/null
 cmake --build build-valgrind -j"$jobs"
 (cd build-valgrind && ctest -LE external -R '^lua5.4/' -j"$jobs" --output-on-failure)
+
+step "PUC Lua 5.1, 5.2 and 5.3: the client, the driver, the examples"
+cmake -S . -B build-other "-DP0F_TEST_LUAS=5.1;5.2;5.3" -DP0F_WERROR=ON >/dev/null
+cmake --build build-other -j"$jobs"
+(cd build-other && ctest -R 'query_spec|client_spec|ev_spec|examples_spec' -j"$jobs" --output-on-failure)
 
 step "fuzz targets (clang), 10 s each"
 fuzz/run.sh 10
