@@ -72,4 +72,4 @@ function TestClientRealP0f.test_single_slot_held_by_another_connection()
   support.stop_p0f(d)
 end
 
-os.exit(lu.LuaUnit.run())
+os.exit(support.run(lu))

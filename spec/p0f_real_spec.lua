@@ -73,4 +73,4 @@ function TestRealP0f.test_p0f_still_alive()
   lu.assertTrue(support.p0f_alive(d))
 end
 
-os.exit(lu.LuaUnit.run())
+os.exit(support.run(lu))

@@ -225,4 +225,4 @@ function TestPostfix:test_header_reject_and_fail_open()
   lu.assertStrContains(ps.read(self.policyd.log), "lookup failed")
 end
 
-os.exit(lu.LuaUnit.run())
+os.exit(support.run(lu))

@@ -44,4 +44,4 @@ function TestRealP0f:test_loopback_sender_fingerprinted()
   lu.assertTrue(support.p0f_alive(self.p0f), "p0f died")
 end
 
-os.exit(lu.LuaUnit.run())
+os.exit(support.run(lu))

@@ -325,4 +325,4 @@ function TestSoak:test_single_slot_is_free_after_random_use()
   lu.assertTrue(support.p0f_alive(d), "p0f died")
 end
 
-os.exit(lu.LuaUnit.run())
+os.exit(support.run(lu))

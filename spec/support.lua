@@ -61,6 +61,8 @@ function support.touch(addr, count)
   return support.sh(string.format("%s %s %d", bin, addr, count or 3))
 end
 
+local started = {} -- every p0f started here, so none outlives a failed test
+
 --- Start a real p0f on the loopback interface. Returns {socket=, pid=, log=}
 -- or nil and why. extra: more p0f arguments (e.g. "-S 1").
 function support.start_p0f(extra)
@@ -73,6 +75,7 @@ function support.start_p0f(extra)
     d.socket, extra or "", d.log))
   d.pid = tonumber(p:read("*l"))
   p:close()
+  started[#started + 1] = d
   local ready = support.wait_until(function()
     local f = io.open(d.log)
     local text = f and f:read("*a") or ""
@@ -109,6 +112,15 @@ function support.stop_p0f(d)
   os.remove(d.socket)
   os.remove(d.log)
   d.pid = nil
+end
+
+--- Run the luaunit suite, then stop any p0f a failing test left running.
+function support.run(lu)
+  local rc = lu.LuaUnit.run()
+  for _, d in ipairs(started) do
+    if d.pid then support.stop_p0f(d) end
+  end
+  return rc
 end
 
 return support
