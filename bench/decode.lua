@@ -6,17 +6,11 @@
 local p0f = require("p0f")
 local plain = require("plain_p0f")
 local now = require("clock")
-local unix = require("socket.unix")
 
 local path, which, seconds, addr = arg[1], arg[2], tonumber(arg[3]), arg[4]
 assert(path and which and seconds and addr, "usage: decode.lua SOCKET ours|plain SECONDS ADDR")
 
-local s = unix()
-s:settimeout(5)
-assert(s:connect(path))
-assert(s:send(assert(p0f.encode_query(addr))))
-local reply = assert(s:receive(232))
-s:close()
+local reply = assert(plain.query_raw(path, addr))
 
 local decode = which == "ours" and p0f.decode or assert(which == "plain" and plain.decode, "ours or plain")
 local r = assert(decode(reply))

@@ -67,8 +67,8 @@ function plain.decode(b)
   return r
 end
 
---- One query on a connection of its own, as the per-connection filters do.
-function plain.query(path, addr, timeout)
+--- The raw reply to one query, on a connection of its own.
+function plain.query_raw(path, addr, timeout)
   local unix = require("socket.unix")
   local q, err = plain.encode_query(addr)
   if not q then return nil, err end
@@ -82,6 +82,12 @@ function plain.query(path, addr, timeout)
   local b
   b, err = s:receive(232)
   s:close()
+  return b, err
+end
+
+--- One query on a connection of its own, as the per-connection filters do.
+function plain.query(path, addr, timeout)
+  local b, err = plain.query_raw(path, addr, timeout)
   if not b then return nil, err end
   return plain.decode(b)
 end

@@ -5,20 +5,15 @@
 -- daemon; it is cached under a public address (203.0.113.7), since the
 -- filter skips local senders. Prints "<verdicts> <seconds>".
 local p0f = require("p0f")
+local plain = require("plain_p0f")
 local filter = require("p0f.filter")
 local cache = require("p0f.cache")
 local now = require("clock")
-local unix = require("socket.unix")
 
 local path, seconds, addr = arg[1], tonumber(arg[2]), arg[3]
 assert(path and seconds and addr, "usage: verdict.lua SOCKET SECONDS ADDR")
 
-local s = unix()
-s:settimeout(5)
-assert(s:connect(path))
-assert(s:send(assert(p0f.encode_query(addr))))
-local reply = assert(s:receive(232))
-s:close()
+local reply = assert(plain.query_raw(path, addr))
 assert(p0f.decode(reply).status == "ok", "the verdict row wants a full (status ok) reply")
 
 -- A typical configuration: a header, two patterns, a reject phrase.

@@ -1,6 +1,6 @@
 --- Helpers for the policy server specs: run bin/p0f-policyd as a
--- subprocess (by PID), talk the policy protocol with LuaSocket, and run a
--- private redis-server.
+-- subprocess (by PID), talk the policy protocol with LuaSocket, and reach
+-- the private redis-server of spec/support_redis.lua.
 local socket = require("socket")
 local support = require("support")
 
@@ -133,72 +133,18 @@ function ps.ask(c, attrs)
   return ps.answer(c)
 end
 
--- ---- a private redis-server ----------------------------------------------------
+-- ---- a private redis-server (spec/support_redis.lua) ------------------------------
 
-function ps.start_redis()
-  if not support.sh("command -v redis-server >/dev/null 2>&1") then return nil, "redis-server not installed" end
-  local dir = support.tmpname(".redis")
-  assert(support.sh("mkdir -p " .. dir))
-  -- a free port: bind 0, read it back, release it
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  local r = { dir = dir, port = tonumber(port) }
-  local p = io.popen(string.format(
-    "redis-server --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no "
-    .. "--daemonize no >%s/redis.log 2>&1 & echo $!", r.port, dir, dir))
-  r.pid = tonumber(p:read("*l"))
-  p:close()
-  local up = support.wait_until(function()
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    local ok = c:connect("127.0.0.1", r.port)
-    c:close()
-    return ok
-  end, 100, 0.05)
-  if not up then
-    ps.stop_redis(r)
-    return nil, "redis-server did not start"
-  end
-  return r
-end
+local sr = require("support_redis")
 
-function ps.stop_redis(r)
-  if r and r.pid then
-    support.sh("kill " .. r.pid .. " 2>/dev/null")
-    support.wait_until(function() return not support.sh("kill -0 " .. r.pid .. " 2>/dev/null") end, 100, 0.05)
-    r.pid = nil
-  end
-  if r and r.dir then support.sh("rm -rf " .. r.dir) end
-end
+ps.start_redis = sr.start
+ps.stop_redis = sr.stop
 
---- A RESP command with LuaSocket: bulk string, integer, status or nil.
+--- One blocking Redis command: its reply (bulk string, integer, status) or nil.
 function ps.redis_cmd(port, ...)
-  local args = { ... }
-  local c = assert(socket.tcp())
-  c:settimeout(5)
-  assert(c:connect("127.0.0.1", port))
-  local out = { "*" .. #args .. "\r\n" }
-  for _, a in ipairs(args) do
-    a = tostring(a)
-    out[#out + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
-  end
-  assert(c:send(table.concat(out)))
-  local line = assert(c:receive("*l"))
-  local kind, rest = line:sub(1, 1), line:sub(2)
-  local value
-  if kind == "$" then
-    local n = tonumber(rest)
-    if n >= 0 then
-      value = c:receive(n + 2):sub(1, n)
-    end
-  elseif kind == ":" then
-    value = tonumber(rest)
-  else
-    value = rest
-  end
-  c:close()
-  return value
+  local reply
+  sr.client(port, 5)({ ... }, function(err, r) if not err then reply = r end end)
+  return reply
 end
 
 return ps

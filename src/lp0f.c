@@ -90,6 +90,12 @@ static void push_handle(lua_State *L, uint64_t h)
 #endif
 }
 
+/* A submit refused: a bad address names itself; other errors need no context. */
+static int push_submit_err(lua_State *L, int err, const char *addr)
+{
+	return push_err(L, err, err == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
+}
+
 /* ---- tables <-> structs --------------------------------------------------- */
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
@@ -558,6 +564,22 @@ static int l_v2_query(lua_State *L)
 	return 1;
 }
 
+/* Registry references: every object that Lua values must outlive (its
+ * callbacks, its loop, itself while work is in flight) holds them here. */
+static int reg_ref(lua_State *L, int idx)
+{
+	lua_pushvalue(L, idx);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void reg_unref(lua_State *L, int *ref)
+{
+	if (*ref != LUA_NOREF) {
+		luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+		*ref = LUA_NOREF;
+	}
+}
+
 /* ---- shared helpers for the objects --------------------------------------- */
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods)
@@ -648,7 +670,7 @@ static int l_client_submit(lua_State *L)
 	int rc = p0f_client_submit(lc->c, addr, len, &h);
 
 	if (rc != 0)
-		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
+		return push_submit_err(L, rc, addr);
 	push_handle(L, h);
 	return 1;
 }
@@ -726,13 +748,9 @@ static int l_client_query(lua_State *L)
 	int rc = p0f_client_submit(lc->c, addr, len, &h);
 
 	if (rc != 0)
-		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
-	for (;;) {
-		p0f_client_step(lc->c);
-		if (p0f_client_fetch(lc->c, h, &r) == 1)
-			return push_result(L, &r, lc->path);
-		p0f_client_wait(lc->c); /* fd events or the next deadline */
-	}
+		return push_submit_err(L, rc, addr);
+	p0f_client_await(lc->c, h, &r);
+	return push_result(L, &r, lc->path);
 }
 
 static int l_client_pending(lua_State *L)
@@ -937,19 +955,14 @@ static void on_done(struct p0f_ev *e, uint64_t handle, const struct p0f_result *
 /* Anchor the client while it owes callbacks; let go when it owes none. */
 static void anchor(lua_State *L, struct levclient *ec, int idx)
 {
-	if (ec->self_ref == LUA_NOREF) {
-		lua_pushvalue(L, idx);
-		ec->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	}
+	if (ec->self_ref == LUA_NOREF)
+		ec->self_ref = reg_ref(L, idx);
 }
 
 static void unanchor_if_idle(lua_State *L, struct levclient *ec)
 {
-	if (ec->self_ref != LUA_NOREF && (ec->c == NULL ||
-	    (p0f_client_pending(ec->c) == 0 && p0f_client_finished(ec->c) == 0))) {
-		luaL_unref(L, LUA_REGISTRYINDEX, ec->self_ref);
-		ec->self_ref = LUA_NOREF;
-	}
+	if (ec->c == NULL || (p0f_client_pending(ec->c) == 0 && p0f_client_finished(ec->c) == 0))
+		reg_unref(L, &ec->self_ref);
 }
 
 static void on_idle(struct p0f_ev *e, void *ud)
@@ -985,8 +998,7 @@ static int l_loop_client(lua_State *L)
 	strcpy(ec->path, path);
 	lua_newtable(L);
 	ec->cbs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_pushvalue(L, 1);
-	ec->loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ec->loop_ref = reg_ref(L, 1);
 	lua_getfield(L, 2, "on_error");
 	if (lua_isnil(L, -1))
 		lua_pop(L, 1);
@@ -1012,7 +1024,7 @@ static int l_evclient_query(lua_State *L)
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	rc = p0f_client_submit(ec->c, addr, len, &h);
 	if (rc != 0)
-		return push_err(L, rc, rc == EINVAL ? lua_pushfstring(L, "'%s'", addr) : NULL);
+		return push_submit_err(L, rc, addr);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ec->cbs_ref);
 	lua_pushvalue(L, 3);
 	lua_rawseti(L, -2, cb_slot(h));
@@ -1085,11 +1097,10 @@ static void evclient_release(lua_State *L, struct levclient *ec, int call_back)
 	ec->c = NULL;
 	ec->e.client = NULL;
 	loop_unlink(ec);
-	luaL_unref(L, LUA_REGISTRYINDEX, ec->cbs_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, ec->loop_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, ec->onerr_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, ec->self_ref);
-	ec->cbs_ref = ec->loop_ref = ec->onerr_ref = ec->self_ref = LUA_NOREF;
+	reg_unref(L, &ec->cbs_ref);
+	reg_unref(L, &ec->loop_ref);
+	reg_unref(L, &ec->onerr_ref);
+	reg_unref(L, &ec->self_ref);
 }
 
 static int l_evclient_close(lua_State *L)
@@ -1308,19 +1319,6 @@ static void srv_callback(lua_State *L, int nargs, const char *what)
 	}
 }
 
-static int srv_ref(lua_State *L, int idx)
-{
-	lua_pushvalue(L, idx);
-	return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-static void srv_unref(lua_State *L, int *ref)
-{
-	if (*ref != LUA_NOREF) {
-		luaL_unref(L, LUA_REGISTRYINDEX, *ref);
-		*ref = LUA_NOREF;
-	}
-}
 
 /* The loop is still there to stop watchers on (it may be closed first). */
 static struct ev_loop *srv_evloop(struct lloop *lp)
@@ -1361,10 +1359,10 @@ static void conn_release(lua_State *L, struct lconn *c)
 	free(c->out);
 	c->out = NULL;
 	c->outlen = c->outoff = c->outcap = 0;
-	srv_unref(L, &c->onread_ref);
-	srv_unref(L, &c->onclose_ref);
-	srv_unref(L, &c->loop_ref);
-	srv_unref(L, &c->self_ref);
+	reg_unref(L, &c->onread_ref);
+	reg_unref(L, &c->onclose_ref);
+	reg_unref(L, &c->loop_ref);
+	reg_unref(L, &c->self_ref);
 }
 
 /* Write out what is buffered: 0, or an errno value. */
@@ -1478,9 +1476,9 @@ static int l_conn_start(lua_State *L)
 	if (c->started)
 		return luaL_error(L, "connection already started");
 	c->started = 1;
-	c->onread_ref = srv_ref(L, 2);
+	c->onread_ref = reg_ref(L, 2);
 	if (!lua_isnoneornil(L, 3))
-		c->onclose_ref = srv_ref(L, 3);
+		c->onclose_ref = reg_ref(L, 3);
 	if (srv_evloop(c->lp))
 		ev_io_start(c->lp->loop, &c->rio);
 	return 0;
@@ -1539,8 +1537,8 @@ static int l_conn_close(lua_State *L)
 	if (c->outlen > c->outoff && srv_evloop(c->lp) && !c->closing) {
 		c->closing = 1;
 		ev_io_stop(c->lp->loop, &c->rio);
-		srv_unref(L, &c->onread_ref);
-		srv_unref(L, &c->onclose_ref);
+		reg_unref(L, &c->onread_ref);
+		reg_unref(L, &c->onclose_ref);
 		return 0;
 	}
 	conn_release(L, c);
@@ -1625,9 +1623,9 @@ static void listener_release(lua_State *L, struct llistener *ls)
 	if (ls->fd >= 0)
 		p0f_net_close_listener(ls->fd, ls->addr);
 	ls->fd = -1;
-	srv_unref(L, &ls->cb_ref);
-	srv_unref(L, &ls->loop_ref);
-	srv_unref(L, &ls->self_ref);
+	reg_unref(L, &ls->cb_ref);
+	reg_unref(L, &ls->loop_ref);
+	reg_unref(L, &ls->self_ref);
 }
 
 static int accept_body(lua_State *L, void *ud)
@@ -1664,7 +1662,7 @@ static int accept_body(lua_State *L, void *ud)
 		ev_io_init(&c->rio, on_conn_read, c->fd, EV_READ);
 		ev_io_init(&c->wio, on_conn_write, c->fd, EV_WRITE);
 		c->rio.data = c->wio.data = c;
-		c->self_ref = srv_ref(L, -1);
+		c->self_ref = reg_ref(L, -1);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ls->loop_ref);
 		c->loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cb_ref);
@@ -1733,9 +1731,9 @@ static int l_loop_listen(lua_State *L)
 		return 3;
 	}
 	ls->lp = lp;
-	ls->loop_ref = srv_ref(L, 1);
-	ls->cb_ref = srv_ref(L, 3);
-	ls->self_ref = srv_ref(L, -1);
+	ls->loop_ref = reg_ref(L, 1);
+	ls->cb_ref = reg_ref(L, 3);
+	ls->self_ref = reg_ref(L, -1);
 	ev_io_init(&ls->io, on_accept, ls->fd, EV_READ);
 	ev_timer_init(&ls->pause, on_accept_resume, 0., 0.);
 	ls->io.data = ls->pause.data = ls;
@@ -1811,7 +1809,7 @@ static int timer_body(lua_State *L, void *ud)
 	lua_pushvalue(L, 1);
 	srv_callback(L, 1, "timer");
 	if (srv_evloop(t->lp) == NULL || !ev_is_active(&t->t))
-		srv_unref(L, &t->self_ref); /* one-shot done (or stopped): not anchored any more */
+		reg_unref(L, &t->self_ref); /* one-shot done (or stopped): not anchored any more */
 	return 0;
 }
 
@@ -1848,12 +1846,12 @@ static int l_loop_timer(lua_State *L)
 	t->lp = lp;
 	t->after = after;
 	t->rep = rep;
-	t->loop_ref = srv_ref(L, 1);
-	t->cb_ref = srv_ref(L, 3);
+	t->loop_ref = reg_ref(L, 1);
+	t->cb_ref = reg_ref(L, 3);
 	ev_timer_init(&t->t, on_timer_fire, after, rep);
 	t->t.data = t;
 	ev_timer_start(lp->loop, &t->t);
-	t->self_ref = srv_ref(L, -1);
+	t->self_ref = reg_ref(L, -1);
 	return 1;
 }
 
@@ -1867,7 +1865,7 @@ static int l_timer_stop(lua_State *L)
 	struct ltimer *t = check_timer(L);
 	if (srv_evloop(t->lp))
 		ev_timer_stop(t->lp->loop, &t->t);
-	srv_unref(L, &t->self_ref);
+	reg_unref(L, &t->self_ref);
 	return 0;
 }
 
@@ -1883,7 +1881,7 @@ static int l_timer_again(lua_State *L)
 	ev_timer_set(&t->t, t->after, t->rep);
 	ev_timer_start(t->lp->loop, &t->t);
 	if (t->self_ref == LUA_NOREF)
-		t->self_ref = srv_ref(L, 1);
+		t->self_ref = reg_ref(L, 1);
 	return 0;
 }
 
@@ -1899,9 +1897,9 @@ static int l_timer_close(lua_State *L)
 	struct ltimer *t = check_timer(L);
 	if (srv_evloop(t->lp))
 		ev_timer_stop(t->lp->loop, &t->t);
-	srv_unref(L, &t->self_ref);
-	srv_unref(L, &t->cb_ref);
-	srv_unref(L, &t->loop_ref);
+	reg_unref(L, &t->self_ref);
+	reg_unref(L, &t->cb_ref);
+	reg_unref(L, &t->loop_ref);
 	return 0;
 }
 
@@ -1996,12 +1994,12 @@ static int l_loop_signal(lua_State *L)
 	luaL_getmetatable(L, SIGNAL_MT);
 	lua_setmetatable(L, -2);
 	s->lp = lp;
-	s->loop_ref = srv_ref(L, 1);
-	s->cb_ref = srv_ref(L, 3);
+	s->loop_ref = reg_ref(L, 1);
+	s->cb_ref = reg_ref(L, 3);
 	ev_signal_init(&s->w, on_signal_fire, sig);
 	s->w.data = s;
 	ev_signal_start(lp->loop, &s->w);
-	s->self_ref = srv_ref(L, -1);
+	s->self_ref = reg_ref(L, -1);
 	return 1;
 }
 
@@ -2015,9 +2013,9 @@ static int l_signal_stop(lua_State *L)
 	struct lsignal *s = check_signal_w(L);
 	if (srv_evloop(s->lp))
 		ev_signal_stop(s->lp->loop, &s->w);
-	srv_unref(L, &s->self_ref);
-	srv_unref(L, &s->cb_ref);
-	srv_unref(L, &s->loop_ref);
+	reg_unref(L, &s->self_ref);
+	reg_unref(L, &s->cb_ref);
+	reg_unref(L, &s->loop_ref);
 	return 0;
 }
 
@@ -2135,7 +2133,7 @@ static void redis_done(void *ud, const redisReply *reply, int err, const char *e
 	d.errstr = errstr;
 	if (L) {
 		srv_protected(L, redis_deliver_body, &d);
-		srv_unref(L, &cmd->cb_ref);
+		reg_unref(L, &cmd->cb_ref);
 	}
 	free(cmd);
 }
@@ -2175,8 +2173,8 @@ static int l_loop_redis(lua_State *L)
 	if ((lr->r = p0f_redis_new(lp->loop, &o)) == NULL)
 		return push_err(L, errno, host);
 	lr->lp = lp;
-	lr->loop_ref = srv_ref(L, 1);
-	lr->self_ref = srv_ref(L, -1);
+	lr->loop_ref = reg_ref(L, 1);
+	lr->self_ref = reg_ref(L, -1);
 	return 1;
 }
 
@@ -2214,10 +2212,10 @@ static int l_redis_command(lua_State *L)
 	if (cmd == NULL)
 		return luaL_error(L, "out of memory");
 	cmd->lr = lr;
-	cmd->cb_ref = srv_ref(L, 3);
+	cmd->cb_ref = reg_ref(L, 3);
 	rc = p0f_redis_command(lr->r, argc, argv, lens, redis_done, cmd);
 	if (rc != 0) {
-		srv_unref(L, &cmd->cb_ref);
+		reg_unref(L, &cmd->cb_ref);
 		free(cmd);
 		return luaL_error(L, "out of memory");
 	}
@@ -2247,8 +2245,8 @@ static int l_redis_close(lua_State *L)
 	p0f_redis_free(lr->r);
 	lr->r = NULL;
 	lr->closing_L = NULL;
-	srv_unref(L, &lr->loop_ref);
-	srv_unref(L, &lr->self_ref);
+	reg_unref(L, &lr->loop_ref);
+	reg_unref(L, &lr->self_ref);
 	return 0;
 }
 

@@ -12,7 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-void p0f_client_wait(struct p0f_client *c)
+/* Block in poll() until the client's fd is ready or its next deadline. */
+static void wait_client(struct p0f_client *c)
 {
 	struct pollfd p;
 	double t = p0f_client_timeout(c);
@@ -45,14 +46,19 @@ int p0f_query_once(const char *path, const char *addr, size_t len,
 		p0f_client_free(c);
 		return rc;
 	}
+	p0f_client_await(c, h, out);
+	p0f_client_free(c); /* drains a late reply, bounded by `drain` */
+	return out->err;
+}
+
+int p0f_client_await(struct p0f_client *c, uint64_t h, struct p0f_result *out)
+{
 	for (;;) {
 		p0f_client_step(c);
 		if (p0f_client_fetch(c, h, out) == 1)
-			break;
-		p0f_client_wait(c);
+			return out->err;
+		wait_client(c);
 	}
-	p0f_client_free(c); /* drains a late reply, bounded by `drain` */
-	return out->err;
 }
 
 /* ---- v2 ------------------------------------------------------------------ */

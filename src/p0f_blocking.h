@@ -7,8 +7,9 @@
 
 #include "p0f_client.h"
 
-/* Block in poll() until the client's fd is ready or its next deadline. */
-void p0f_client_wait(struct p0f_client *c);
+/* Step the client, blocking in poll(), until query `h` has finished; its
+ * outcome is in *out and also returned (0 or an errno value). */
+int p0f_client_await(struct p0f_client *c, uint64_t h, struct p0f_result *out);
 
 /* v3: 0 and *out filled, or an errno value (EINVAL for a bad address).
  * After a timeout the late reply is still awaited for up to `drain`

@@ -10,7 +10,9 @@
  *   ring[]      the replies owed by the daemon, in order: a record index,
  *               or GHOST for a query that timed out or was cancelled after
  *               it went out (its reply is read and dropped).
- *   done        singly-linked FIFO of finished records awaiting fetch.
+ *   done        doubly-linked FIFO of finished records awaiting fetch (a
+ *               record is in `pending` or in `done`, so they share links):
+ *               fetching by handle, in any order, unlinks in O(1).
  */
 
 #include "p0f_client.h"
@@ -38,7 +40,7 @@ enum rec_state { R_FREE, R_QUEUED, R_SENT, R_DONE };
 struct rec {
 	uint32_t gen;
 	uint8_t state;
-	uint32_t prev, next; /* links in `pending`; `next` also links `done`/free */
+	uint32_t prev, next; /* links in `pending` or `done`; `next` links free */
 	double deadline;
 	uint8_t query[P0F_QUERY_LEN];
 	struct p0f_result res;
@@ -172,6 +174,7 @@ static void finish(struct p0f_client *c, uint32_t i, int err)
 	r->state = R_DONE;
 	r->res.err = err;
 	r->next = NONE;
+	r->prev = c->done_tail;
 	if (c->done_tail != NONE)
 		c->recs[c->done_tail].next = i;
 	else
@@ -182,18 +185,16 @@ static void finish(struct p0f_client *c, uint32_t i, int err)
 
 static void done_unlink(struct p0f_client *c, uint32_t i)
 {
-	uint32_t p = NONE, k;
+	struct rec *r = &c->recs[i];
 
-	for (k = c->done_head; k != NONE && k != i; k = c->recs[k].next)
-		p = k;
-	if (k == NONE)
-		return;
-	if (p == NONE)
-		c->done_head = c->recs[i].next;
+	if (r->prev != NONE)
+		c->recs[r->prev].next = r->next;
 	else
-		c->recs[p].next = c->recs[i].next;
-	if (c->done_tail == i)
-		c->done_tail = p;
+		c->done_head = r->next;
+	if (r->next != NONE)
+		c->recs[r->next].prev = r->prev;
+	else
+		c->done_tail = r->prev;
 	c->ndone--;
 }
 
@@ -527,10 +528,7 @@ int p0f_client_next_done(struct p0f_client *c, uint64_t *handle, struct p0f_resu
 		return 0;
 	*handle = handle_of(c, i);
 	*out = c->recs[i].res;
-	c->done_head = c->recs[i].next;
-	if (c->done_head == NONE)
-		c->done_tail = NONE;
-	c->ndone--;
+	done_unlink(c, i);
 	rec_free(c, i);
 	return 1;
 }
