@@ -74,7 +74,7 @@ function ps.start(opts, args, unix_path)
 end
 
 function ps.alive(s)
-  return s.pid ~= nil and support.sh("kill -0 " .. s.pid .. " 2>/dev/null")
+  return support.pid_alive(s.pid)
 end
 
 --- Send SIGTERM (or `sig`) to the server and wait; returns its exit status.

@@ -27,13 +27,7 @@ local function socket_inodes(pid)
   return out
 end
 
-local function self_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("*l"):match("^(%d+)")
-  f:close()
-  return pid
-end
-local PID = self_pid()
+local PID = tostring(assert(require("p0f.fake").own_pid()))
 
 --- Connected UNIX stream sockets of this process (its only ones are to p0f).
 function slots.ours()

@@ -100,8 +100,12 @@ function support.learn(d, addr)
   end, 50, 0.1)
 end
 
+--- Whether a process runs; a zombie (this machine reaps orphans slowly)
+-- counts as gone.
+support.pid_alive = require("p0f.fake").pid_alive
+
 function support.p0f_alive(d)
-  return d ~= nil and require("p0f.fake").pid_alive(d.pid)
+  return d ~= nil and support.pid_alive(d.pid)
 end
 
 --- Stop only the p0f we started, by its PID.

@@ -54,14 +54,7 @@ end
 
 --- Running, and not a zombie waiting for whoever reaps daemons here.
 function M.alive(d)
-  if not (d and d.pid) then return false end
-  local f = io.open("/proc/" .. d.pid .. "/stat")
-  if f then
-    local stat = f:read("*l") or ""
-    f:close()
-    return stat:match("%) (%a)") ~= "Z"
-  end
-  return support.sh("kill -0 " .. d.pid .. " 2>/dev/null")
+  return d ~= nil and support.pid_alive(d.pid)
 end
 
 --- Stop only the redis-server we started, by its PID, and remove its directory.

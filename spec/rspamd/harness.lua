@@ -127,7 +127,7 @@ function H.start(opts)
 end
 
 function Instance:alive()
-  return self.pid ~= nil and support.sh("kill -0 " .. self.pid .. " 2>/dev/null")
+  return support.pid_alive(self.pid)
 end
 
 function Instance:log()
