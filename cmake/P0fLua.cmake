@@ -52,19 +52,45 @@ function(p0f_find_lua version hint out)
   set(${out} "" PARENT_SCOPE)
 endfunction()
 
+# The binding (src/lua): one file per class, two modules.
+set(P0F_LUA_DIR ${CMAKE_CURRENT_LIST_DIR}/../src/lua)
+set(P0F_LUA_SHARED ${P0F_LUA_DIR}/util.c ${P0F_LUA_DIR}/response.c)
+set(P0F_LUA_CORE_SOURCES ${P0F_LUA_SHARED}
+  ${P0F_LUA_DIR}/codec.c ${P0F_LUA_DIR}/client.c ${P0F_LUA_DIR}/syslog.c ${P0F_LUA_DIR}/core.c)
+set(P0F_LUA_EV_SOURCES ${P0F_LUA_SHARED}
+  ${P0F_LUA_DIR}/handle.c ${P0F_LUA_DIR}/loop.c ${P0F_LUA_DIR}/loop_client.c
+  ${P0F_LUA_DIR}/listener.c ${P0F_LUA_DIR}/conn.c ${P0F_LUA_DIR}/timer.c
+  ${P0F_LUA_DIR}/signal.c ${P0F_LUA_DIR}/redis.c)
+
 # p0f_add_module(<target> <lua incdir> <output root>): <root>/p0f/core.so
+# (p0f.core: libc only) and, where p0f_lib_ev exists, <root>/p0f/ev.so
+# (p0f.ev: libev, hiredis) as the target named with "ev" for "core".
 function(p0f_add_module target incdir root)
   if(NOT incdir)
     message(FATAL_ERROR "Lua headers not found for ${target}: install liblua5.4-dev "
                         "(or libluajit-5.1-dev), or pass -DLUA_INCDIR=...")
   endif()
-  add_library(${target} MODULE ${PROJECT_SOURCE_DIR}/src/lp0f.c)
-  target_include_directories(${target} PRIVATE "${incdir}")
-  target_link_libraries(${target} PRIVATE p0f_c)
-  set_target_properties(${target} PROPERTIES
-    PREFIX "" OUTPUT_NAME core
-    LIBRARY_OUTPUT_DIRECTORY "${root}/p0f"
-    C_VISIBILITY_PRESET hidden)
-  p0f_warnings(${target})
+  string(REPLACE "p0f_core" "p0f_ev" evtarget ${target})
+  set(kinds core)
+  if(TARGET p0f_lib_ev)
+    list(APPEND kinds ev)
+  endif()
+  foreach(kind ${kinds})
+    if(kind STREQUAL "core")
+      set(t ${target})
+      add_library(${t} MODULE ${P0F_LUA_CORE_SOURCES})
+      target_link_libraries(${t} PRIVATE p0f_lib_core)
+    else()
+      set(t ${evtarget})
+      add_library(${t} MODULE ${P0F_LUA_EV_SOURCES})
+      target_link_libraries(${t} PRIVATE p0f_lib_ev)
+    endif()
+    target_include_directories(${t} PRIVATE "${incdir}" ${P0F_LUA_DIR})
+    set_target_properties(${t} PROPERTIES
+      PREFIX "" OUTPUT_NAME ${kind}
+      LIBRARY_OUTPUT_DIRECTORY "${root}/p0f"
+      C_VISIBILITY_PRESET hidden)
+    p0f_warnings(${t})
+  endforeach()
   message(STATUS "p0f: ${target} uses Lua headers in ${incdir}")
 endfunction()

@@ -1,6 +1,7 @@
 --- p0f: passive OS fingerprints from a p0f daemon, for Lua programs and
--- mail filters. The C part (p0f.core) does the wire format and the I/O;
--- this file gives it its public shape.
+-- mail filters. The C part does the wire format and the I/O: p0f.core
+-- (libc only: codec, queries, the pollable client) and p0f.ev (the libev
+-- loop and what runs on it); this file gives them their public shape.
 local core = require("p0f.core")
 
 local p0f = {
@@ -20,7 +21,8 @@ local p0f = {
 
   -- nonblocking: the pollable client and the libev driver
   client = core.client,                -- {socket=, timeout=, max_inflight=, drain=}
-  loop = core.loop,                    -- ([ "default" ]) -> libev loop
+  -- loop = ([ "default" ]) -> libev loop: from p0f.ev, loaded on first
+  -- use (below), so a program that never runs a loop (rspamd) loads no libev
 
   -- the legacy p0f 2 protocol (p0f -Q)
   v2 = {
@@ -31,5 +33,20 @@ local p0f = {
     query = core.v2_query,
   },
 }
+
+-- p0f.loop: p0f.ev is loaded the first time it is asked for, then kept
+-- as a plain field.
+setmetatable(p0f, {
+  __index = function(t, k)
+    if k ~= "loop" then return nil end
+    local ok, ev = pcall(require, "p0f.ev")
+    if not ok then
+      error("p0f.loop needs the p0f.ev module (built where libev and hiredis are installed): "
+        .. tostring(ev), 2)
+    end
+    rawset(t, "loop", ev.loop)
+    return ev.loop
+  end,
+})
 
 return p0f

@@ -69,6 +69,11 @@ int p0f_client_fetch(struct p0f_client *c, uint64_t handle, struct p0f_result *o
 /* Take the oldest finished query, whichever it is: 1 or 0 (none). */
 int p0f_client_next_done(struct p0f_client *c, uint64_t *handle, struct p0f_result *out);
 
+/* A small number naming a live query's record, unique among the queries
+ * not yet fetched (a slot is reused only once its query is gone): callers
+ * index their own per-query data by it (an array, not a hash of handles). */
+uint32_t p0f_client_handle_slot(uint64_t handle);
+
 /* Forget a query (its reply, if one is owed, is still read and dropped). */
 void p0f_client_cancel(struct p0f_client *c, uint64_t handle);
 

@@ -41,7 +41,12 @@ void p0f_ev_soon(struct p0f_ev *e);
 /* Make progress now (after a submit), deliver what finished, re-arm. */
 void p0f_ev_kick(struct p0f_ev *e);
 
-/* Stop every watcher; the loop is no longer touched afterwards. */
+/* Stop every watcher and forget the client: neither the loop nor the
+ * client is touched afterwards (the caller may free the client now). */
 void p0f_ev_detach(struct p0f_ev *e);
+
+/* Whether a kick is under way, i.e. the caller is inside one of the
+ * callbacks: the owner of `e` must then stay allocated until it returns. */
+int p0f_ev_in_callback(const struct p0f_ev *e);
 
 #endif

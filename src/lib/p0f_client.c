@@ -85,6 +85,11 @@ static uint64_t handle_of(const struct p0f_client *c, uint32_t i)
 	return ((uint64_t)c->recs[i].gen << IDX_BITS) | i;
 }
 
+uint32_t p0f_client_handle_slot(uint64_t handle)
+{
+	return (uint32_t)(handle & IDX_MASK);
+}
+
 static uint32_t rec_of(const struct p0f_client *c, uint64_t h)
 {
 	uint32_t i = (uint32_t)(h & IDX_MASK);

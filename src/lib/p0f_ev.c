@@ -126,9 +126,15 @@ void p0f_ev_init(struct p0f_ev *e, struct ev_loop *loop, struct p0f_client *c,
 
 void p0f_ev_detach(struct p0f_ev *e)
 {
-	if (e->loop == NULL)
-		return;
-	io_stop(e);
-	ev_timer_stop(e->loop, &e->timer);
-	e->loop = NULL;
+	if (e->loop != NULL) {
+		io_stop(e);
+		ev_timer_stop(e->loop, &e->timer);
+		e->loop = NULL;
+	}
+	e->client = NULL;
+}
+
+int p0f_ev_in_callback(const struct p0f_ev *e)
+{
+	return e->in_kick > 0;
 }

@@ -14,8 +14,9 @@
 #define LUA_OK 0
 #endif
 
-/* LuaJIT 2.1 already has some of these; ours are static and prefixed. */
-static void p0f_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+/* LuaJIT 2.1 already has some of these; ours are static inline (every
+ * binding file includes this, not every one uses it) and prefixed. */
+static inline void p0f_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
 	luaL_checkstack(L, nup + 1, "too many upvalues");
 	for (; l->name != NULL; l++) {

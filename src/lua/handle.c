@@ -1,0 +1,128 @@
+/*
+ * handle.c: the shared base of the p0f.ev objects (see handle.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "handle.h"
+
+void *lp0f_handle_new(lua_State *L, size_t size, const struct lhandle_class *cls,
+                      struct lloop *lp, int loop_idx)
+{
+	struct lhandle *h;
+
+	if (loop_idx < 0 && loop_idx > LUA_REGISTRYINDEX)
+		loop_idx = lua_gettop(L) + loop_idx + 1; /* before the push below */
+	/* Userdata first, so a C resource is never lost to an allocation error. */
+	h = lua_newuserdata(L, size);
+	memset(h, 0, size);
+	h->cls = cls;
+	h->loop_ref = h->self_ref = h->cb_ref = h->cb2_ref = LUA_NOREF;
+	luaL_getmetatable(L, cls->name);
+	lua_setmetatable(L, -2);
+	if (loop_idx != 0) {
+		h->lp = lp;
+		h->loop_ref = lp0f_ref(L, loop_idx);
+	}
+	return h;
+}
+
+struct lhandle *lp0f_handle_check(lua_State *L, int i, const struct lhandle_class *cls)
+{
+	return luaL_checkudata(L, i, cls->name);
+}
+
+struct ev_loop *lp0f_handle_evloop(const struct lhandle *h)
+{
+	return h->lp ? h->lp->loop : NULL;
+}
+
+void lp0f_handle_anchor(lua_State *L, struct lhandle *h, int idx)
+{
+	if (h->self_ref == LUA_NOREF)
+		h->self_ref = lp0f_ref(L, idx);
+}
+
+void lp0f_handle_release(lua_State *L, struct lhandle *h, int closing)
+{
+	h->cls->release(L, h, closing);
+	lp0f_unref(L, &h->cb_ref);
+	lp0f_unref(L, &h->cb2_ref);
+	lp0f_unref(L, &h->loop_ref);
+	lp0f_unref(L, &h->self_ref);
+}
+
+int lp0f_handle_gc(lua_State *L, const struct lhandle_class *cls)
+{
+	lp0f_handle_release(L, lp0f_handle_check(L, 1, cls), 0);
+	return 0;
+}
+
+int lp0f_handle_close(lua_State *L, const struct lhandle_class *cls)
+{
+	lp0f_handle_release(L, lp0f_handle_check(L, 1, cls), 1);
+	return 0;
+}
+
+void lp0f_report(lua_State *L, const char *what)
+{
+	const char *msg = lua_tostring(L, -1);
+	if (what)
+		fprintf(stderr, "p0f: error in %s callback: %s\n", what, msg ? msg : "(not a string)");
+	else
+		fprintf(stderr, "p0f: %s\n", msg ? msg : "error");
+	lua_pop(L, 1);
+}
+
+struct pcall {
+	lp0f_body_fn fn;
+	void *ud;
+};
+
+static int trampoline(lua_State *L)
+{
+	struct pcall *c = lua_touserdata(L, 1);
+	lua_settop(L, 0);
+	return c->fn(L, c->ud);
+}
+
+void lp0f_protected(lua_State *L, lp0f_body_fn fn, void *ud)
+{
+	struct pcall c;
+	if (L == NULL)
+		return;
+	c.fn = fn;
+	c.ud = ud;
+	lua_pushcfunction(L, trampoline);
+	lua_pushlightuserdata(L, &c);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+		lp0f_report(L, NULL);
+}
+
+struct fire {
+	struct lhandle *h;
+	lp0f_body_fn body;
+};
+
+static int fire_body(lua_State *L, void *ud)
+{
+	struct fire *f = ud;
+	if (f->h->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, f->h->self_ref); /* 1: alive while we work */
+	return f->body(L, f->h);
+}
+
+void lp0f_handle_fire(struct lhandle *h, lp0f_body_fn body)
+{
+	struct fire f;
+	f.h = h;
+	f.body = body;
+	lp0f_protected(h->lp ? h->lp->L : NULL, fire_body, &f);
+}
+
+void lp0f_callback(lua_State *L, int nargs, const char *what)
+{
+	if (lua_pcall(L, nargs, 0, 0) != LUA_OK)
+		lp0f_report(L, what);
+}
