@@ -93,6 +93,19 @@ function TestFake:test_symbol_and_options()
   lu.assertTrue(queried("203.0.113.7") >= 1)
 end
 
+-- rspamd needs only p0f.core: p0f.ev (libev, hiredis, of which rspamd has
+-- its own copies) is never loaded, even after lookups and a cache hit.
+function TestFake:test_p0f_ev_never_loaded()
+  local rs = TestFake.rspamd
+  for _ = 1, 2 do
+    local res = rs:scan({ ip = "203.0.113.7" })
+    lu.assertNotNil(res.symbols.P0F, res.text)
+    lu.assertNotNil(res.symbols.P0F_PROBE, "no probe in " .. res.text)
+    lu.assertItemsEquals({ res.symbols.P0F_PROBE[1], res.symbols.P0F_PROBE[2] },
+      { "p0f.core=loaded", "p0f.ev=absent" })
+  end
+end
+
 function TestFake:test_pattern_symbols_and_scores()
   local res = self.rspamd:scan({ ip = "203.0.113.7" })
   lu.assertEquals(res.symbols.WINDOWS[1], "Windows 7 or 8")

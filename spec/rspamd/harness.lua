@@ -83,6 +83,9 @@ function H.start(opts)
   assert(support.sh("mkdir -p " .. q(dbdir)))
   write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua",
     assert(read_file(src .. "/rspamd/p0f_fingerprint.lua")))
+  -- The probe: which p0f modules the worker loaded (P0F_PROBE's options).
+  write_file(dir .. "/local/plugins.d/p0f_probe.lua",
+    assert(read_file(src .. "/spec/rspamd/p0f_probe.lua")))
   local section = (opts.section or "") .. string.format(
     '\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
   local conf = assert(read_file(src .. "/spec/rspamd/rspamd.conf.in"))
