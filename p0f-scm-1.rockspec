@@ -16,10 +16,9 @@ description = {
 dependencies = {
   "lua >= 5.1",
 }
-external_dependencies = {
-  LIBEV = { header = "ev.h" },
-  HIREDIS = { header = "hiredis/adapters/libev.h" },
-}
+-- libev and hiredis (libev-dev, libhiredis-dev) are needed for p0f.ev only
+-- (p0f.loop, p0f-policyd): without them the build makes p0f.core alone,
+-- which is all the rspamd plugin and the clients load.
 build = {
   type = "cmake",
   variables = {

@@ -41,6 +41,23 @@ luajit -e "package.path='$tree/5.1/share/lua/5.1/?.lua;$tree/5.1/share/lua/5.1/?
   assert(require('p0f').encode_query('192.0.2.1'))"
 echo "installed and loaded under both"
 
+# The module split, on what luarocks installed: p0f.core (all rspamd loads)
+# links neither libev nor hiredis, and each module exports only its luaopen_*.
+for v in 5.4 5.1; do
+  mods=$tree/$v/lib/lua/$v/p0f
+  if ldd "$mods/core.so" | grep -E 'libev|hiredis'; then
+    echo "p0f/core.so ($v) links libev or hiredis"; exit 1
+  fi
+  ldd "$mods/ev.so" | grep -q libev || { echo "p0f/ev.so ($v) does not link libev"; exit 1; }
+  for m in core ev; do
+    exported=$(nm -D --defined-only "$mods/$m.so" | awk '$2 ~ /^[TDBR]$/ { print $3 }')
+    if [ "$exported" != "luaopen_p0f_$m" ]; then
+      printf 'p0f/%s.so (%s) exports more than luaopen_p0f_%s:\n%s\n' "$m" "$v" "$m" "$exported"; exit 1
+    fi
+  done
+done
+echo "p0f.core needs only libc; each module exports only its luaopen_*"
+
 step "ASan + UBSan"
 asan=$(gcc -print-file-name=libasan.so)
 cmake -S . -B build-asan -DP0F_WERROR=ON -DP0F_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
