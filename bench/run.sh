@@ -194,5 +194,9 @@ echo "memory $(pin "$CLI_CPU" "$LUA" "$SRC/bench/memory.lua" "$SOCK" "$MEMQ" $MI
 kill -0 "$P0F_PID" 2>/dev/null || { echo "run.sh: p0f died during the run" >&2; exit 1; }
 # The table, and the raw figures beside it for a closer look.
 "$LUA" "$SRC/bench/table.lua" "$R" | tee "$BUILD/bench-table.txt"
+# The decode ratio once more, both decoders timed in one process, in turns.
+place_p0f split
+pin "$CLI_CPU" "$LUA" "$SRC/bench/decode.lua" "$SOCK" both "$SECONDS_EACH" 127.0.0.1 |
+	tee -a "$BUILD/bench-table.txt"
 cp "$R" "$BUILD/bench-raw.txt"
 echo "(also in $BUILD/bench-table.txt; raw figures in $BUILD/bench-raw.txt)" >&2
