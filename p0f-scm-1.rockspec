@@ -28,8 +28,9 @@ build = {
     LIBDIR = "$(LIBDIR)",
     CMAKE_BUILD_TYPE = "Release",
     BUILD_TESTING = "OFF",
+    P0F_INSTALL_PROGRAMS = "OFF",
   },
-  copy_directories = { "rspamd", "examples" },
+  copy_directories = { "rspamd", "examples", "docs" },
   install = {
     bin = {
       ["p0f-query"] = "bin/p0f-query",

@@ -65,8 +65,8 @@ local Instance = {}
 Instance.__index = Instance
 
 --- Start rspamd. opts.section: the body of the p0f_fingerprint section
--- (without lua_path/lua_cpath, added here). Returns an instance or raises
--- with the log.
+-- (without lua_path/lua_cpath, added here unless opts.default_paths).
+-- Returns an instance or raises with the log.
 function H.start(opts)
   local missing = H.tools_missing()
   if missing then error(missing, 2) end
@@ -81,10 +81,14 @@ function H.start(opts)
   -- suffix table (~20 s) only when there is no cached copy there.
   local dbdir = H.cmodule_dir() .. "/rspamd-db"
   assert(support.sh("mkdir -p " .. q(dbdir)))
+  -- opts.plugin_file: another copy of the plugin (an installed package's);
+  -- opts.default_paths: leave lua_path/lua_cpath to the plugin's defaults.
   write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua",
-    assert(read_file(src .. "/rspamd/p0f_fingerprint.lua")))
-  local section = (opts.section or "") .. string.format(
-    '\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
+    assert(read_file(opts.plugin_file or (src .. "/rspamd/p0f_fingerprint.lua"))))
+  local section = opts.section or ""
+  if not opts.default_paths then
+    section = section .. string.format('\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
+  end
   local conf = assert(read_file(src .. "/spec/rspamd/rspamd.conf.in"))
   conf = conf:gsub("@PORT@", tostring(self.port))
   conf = conf:gsub("@SECTION@", function() return section end)
