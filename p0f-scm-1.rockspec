@@ -26,6 +26,7 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUADIR = "$(LUADIR)",
     LIBDIR = "$(LIBDIR)",
+    CMAKE_INSTALL_PREFIX = "$(PREFIX)",
     CMAKE_BUILD_TYPE = "Release",
     BUILD_TESTING = "OFF",
     P0F_INSTALL_PROGRAMS = "OFF",

@@ -108,11 +108,11 @@ function TestDeb.test_files_where_debian_wants_them()
   local user = run("getent passwd p0f-policyd")
   lu.assertStrMatches(user, "p0f%-policyd:x:%d+:%d+:.*\n")
   -- `man p0f-policyd` works, from the package.
-  lu.assertStrContains(run("man -w p0f-policyd"), "/usr/share/man/man8/p0f-policyd.8")
-  local page, ok = run("MANWIDTH=80 man p0f-policyd")
+  lu.assertStrContains(run("MANPATH=/usr/share/man man -w p0f-policyd"), "/usr/share/man/man8/p0f-policyd.8")
+  local page, ok = run("MANPATH=/usr/share/man MANWIDTH=80 man p0f-policyd")
   lu.assertTrue(ok, page)
   lu.assertStrContains(page, "Postfix policy server")
-  lu.assertStrContains(run("man -w p0f-query"), "/usr/share/man/man1/p0f-query.1")
+  lu.assertStrContains(run("MANPATH=/usr/share/man man -w p0f-query"), "/usr/share/man/man1/p0f-query.1")
 end
 
 function TestDeb.test_modules_load_for_both_luas()

@@ -104,6 +104,12 @@ local function install_and_use(lua, abi, config)
     q(dir .. "/dist"), env, abi, q(tree), "p0f-" .. version .. "-1.src.rock"))
   lu.assertTrue(ok, "offline luarocks install for " .. abi .. " failed:\n" .. out)
   lu.assertStrContains(out, "p0f " .. version .. "-1 is now installed")
+  -- CMake's install rules stay inside the tree: the man pages land in the
+  -- rock's own directory, not in /usr/local.
+  local rockdir = tree .. "/lib/luarocks/rocks-" .. abi .. "/p0f/" .. version .. "-1"
+  for _, page in ipairs({ "man1/p0f-query.1", "man8/p0f-policyd.8" }) do
+    lu.assertNotNil(io.open(rockdir .. "/share/man/" .. page), page .. " not in " .. rockdir)
+  end
 
   -- require("p0f") from the tree only (no LUA_PATH/LUA_CPATH from the suite).
   local paths = string.format("package.path=%q package.cpath=%q",
