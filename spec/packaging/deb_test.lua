@@ -176,6 +176,7 @@ function TestDeb.test_rspamd_loads_the_packaged_plugin()
   local ok, r = pcall(H.start, {
     plugin_file = "/usr/share/lua-p0f/rspamd/p0f_fingerprint.lua",
     default_paths = true,
+    installed_only = true,
     section = string.format('  socket = "%s";\n  timeout = 5s;\n', p.socket),
   })
   if not ok then p:stop() error(r) end

@@ -111,7 +111,10 @@ function H.start(opts)
     error("rspamadm configtest failed:\n" .. out, 2)
   end
 
-  p = io.popen(string.format("rspamd -f -i -c %s %s >%s 2>&1 & echo $!",
+  -- opts.installed_only: rspamd without the suite's LUA_PATH/LUA_CPATH,
+  -- so it finds only what is installed.
+  p = io.popen(string.format("%srspamd -f -i -c %s %s >%s 2>&1 & echo $!",
+    opts.installed_only and "env -u LUA_PATH -u LUA_CPATH " or "",
     q(self.conf), self.vars, q(dir .. "/log/stderr.log")))
   self.pid = tonumber(p:read("*l"))
   p:close()
