@@ -5,13 +5,7 @@ local lu = require("luaunit")
 
 local root = assert(os.getenv("P0F_SOURCE_DIR"), "P0F_SOURCE_DIR not set (run through ctest)")
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support").read_file
 
 local function list(pattern)
   local out = {}

@@ -102,12 +102,7 @@ local function doc_blocks()
   return blocks
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local support = require("support")
 
 function TestExamples.test_doc_blocks()
   local blocks = doc_blocks()
@@ -116,7 +111,7 @@ function TestExamples.test_doc_blocks()
     kinds[b.kind] = (kinds[b.kind] or 0) + 1
     if b.kind == "file" then
       -- The docs show the file as it is, so what the tests run is what they show.
-      lu.assertEquals(b.text, read(os.getenv("P0F_SOURCE_DIR") .. "/examples/" .. b.file),
+      lu.assertEquals(b.text, support.read_file(os.getenv("P0F_SOURCE_DIR") .. "/examples/" .. b.file),
         b.where .. " differs from examples/" .. b.file)
     elseif b.kind == "fragment" then
       local chunk, err = (loadstring or load)(b.text, "=" .. b.where)
@@ -126,12 +121,9 @@ function TestExamples.test_doc_blocks()
       local f = assert(io.open(path, "wb"))
       f:write(b.text)
       f:close()
-      local p = io.popen(string.format("%s %s 2>&1; echo \"exit=$?\"",
-        os.getenv("P0F_LUA") or "lua5.4", path))
-      local out = p:read("*a")
-      p:close()
+      local out, ok = support.capture((os.getenv("P0F_LUA") or "lua5.4") .. " " .. path)
       os.remove(path)
-      lu.assertStrContains(out, "exit=0", false, b.where .. " failed:\n" .. out)
+      lu.assertTrue(ok, b.where .. " failed:\n" .. out)
     end
   end
   -- The docs have each kind; a parser that found nothing would pass vacuously.

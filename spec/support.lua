@@ -9,6 +9,29 @@ function support.sh(cmd)
   return ok == true
 end
 
+--- A shell word.
+function support.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Run a shell command: its output (stdout and stderr) and whether it exited 0.
+function support.capture(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local status = out:match("exit=(%d+)\n?$")
+  return (out:gsub("exit=%d+\n?$", "")), status == "0"
+end
+
+--- A file's contents, or nil.
+function support.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 function support.sleep(s)
   os.execute(string.format("sleep %.3f", s))
 end

@@ -11,25 +11,13 @@
 -- installed before it started.
 local lu = require("luaunit")
 local support = require("support")
+local q, run = support.quote, support.capture
 local ps = require("policyd_support")
 local H = require("rspamd.harness")
 local fake = require("p0f.fake")
 
 local src = assert(os.getenv("P0F_SOURCE_DIR"), "P0F_SOURCE_DIR not set (run through ctest)")
 local PACKAGES = { "lua-p0f", "p0f-policyd" }
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
---- Run a shell command; its output (stdout and stderr) and whether it exited 0.
-local function run(cmd)
-  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  local status = out:match("exit=(%d+)\n?$")
-  return (out:gsub("exit=%d+\n?$", "")), status == "0"
-end
 
 --- A command with the suite's Lua paths removed: only what is installed.
 local function clean(cmd)

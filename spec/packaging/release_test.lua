@@ -6,28 +6,10 @@
 -- p0f on lo. Needs root (p0f sniffs, unshare makes the namespace).
 local lu = require("luaunit")
 local support = require("support")
+local q, run = support.quote, support.capture
+local function read(path) return assert(support.read_file(path), path) end
 
 local src = assert(os.getenv("P0F_SOURCE_DIR"), "P0F_SOURCE_DIR not set (run through ctest)")
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
---- Run a shell command; its output (stdout and stderr) and whether it exited 0.
-local function run(cmd)
-  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  local status = out:match("exit=(%d+)\n?$")
-  return out:gsub("exit=%d+\n?$", ""), status == "0"
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 local version = read(src .. "/CMakeLists.txt"):match("project%(lua%-p0f VERSION ([%d%.]+)")
 local dir, files, p0fd

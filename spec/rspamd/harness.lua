@@ -8,13 +8,7 @@ local json = require("rspamd.json")
 
 local H = {}
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = support.read_file
 H.read_file = read_file
 
 local function write_file(path, text)
