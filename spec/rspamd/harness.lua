@@ -73,7 +73,8 @@ function H.start(opts)
   local lua_path, lua_cpath = H.module_dirs()
   -- DBDIR lives in the build tree and is kept: rspamd compiles its URL
   -- suffix table (~20 s) only when there is no cached copy there.
-  local dbdir = H.cmodule_dir() .. "/rspamd-db"
+  -- P0F_RSPAMD_DBDIR: a test outside the LuaJIT specs shares their copy.
+  local dbdir = os.getenv("P0F_RSPAMD_DBDIR") or (H.cmodule_dir() .. "/rspamd-db")
   assert(support.sh("mkdir -p " .. q(dbdir)))
   -- opts.plugin_file: another copy of the plugin (an installed package's);
   -- opts.default_paths: leave lua_path/lua_cpath to the plugin's defaults.
