@@ -1,8 +1,10 @@
 --- The examples in examples/ run, against the fake daemon, and say what
 -- the docs say they say; every Lua block in README.md and docs/ is
--- either one of these files, a complete program run here, or a marked fragment.
+-- one of these files, a complete program run here, a p0f-policyd
+-- configuration checked here, or a marked fragment.
 local lu = require("luaunit")
 local fake = require("p0f.fake")
+local support = require("support")
 
 local srv
 
@@ -57,8 +59,10 @@ end
 --- Every ```lua block of README.md and docs/*.md, with what it is:
 -- "file" (the whole text of an examples/ file named in its opening
 -- comment, which the tests above run), "fragment" (marked by an HTML
--- comment `<!-- fragment: why -->` on the line before: compiled only), or
--- "program" (anything else: a complete example, run here on its own).
+-- comment `<!-- fragment: why -->` on the line before: compiled only),
+-- "config" (after `<!-- p0f-policyd.conf ... -->`: a p0f-policyd
+-- configuration, checked with --check-config), or "program" (anything
+-- else: a complete example, run here on its own).
 local function doc_blocks()
   local root = os.getenv("P0F_SOURCE_DIR")
   local files = { "README.md" }
@@ -68,14 +72,14 @@ local function doc_blocks()
   local blocks = {}
   for _, name in ipairs(files) do
     local f = assert(io.open(root .. "/" .. name))
-    local prev, body, indent, marked, start = "", nil, nil, false, 0
+    local prev, body, indent, marked, start = "", nil, nil, nil, 0
     local n = 0
     for line in f:lines() do
       n = n + 1
       if body then
         if line:match("^%s*```%s*$") then
           local text = table.concat(body, "\n") .. "\n"
-          local kind = marked and "fragment" or "program"
+          local kind = marked or "program"
           local ex -- named in the opening comment lines
           for l in text:gmatch("([^\n]*)\n") do
             if not l:match("^%-%-") then break end
@@ -91,7 +95,8 @@ local function doc_blocks()
         local ind = line:match("^(%s*)```lua%s*$")
         if ind then
           body, indent, start = {}, ind, n
-          marked = prev:match("^%s*<!%-%- fragment") ~= nil
+          marked = (prev:match("^%s*<!%-%- fragment") and "fragment")
+            or (prev:match("^%s*<!%-%- p0f%-policyd%.conf") and "config") or nil
         end
         if line:match("%S") then prev = line end
       end
@@ -102,10 +107,20 @@ local function doc_blocks()
   return blocks
 end
 
-local support = require("support")
+--- Write `text` to a temporary file, run `command` with it (its %s).
+local function run_with_file(text, command)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  local out, ok = support.capture(string.format(command, path))
+  os.remove(path)
+  return out, ok
+end
 
 function TestExamples.test_doc_blocks()
   local blocks = doc_blocks()
+  local lua = os.getenv("P0F_LUA") or "lua5.4"
   local kinds = {}
   for _, b in ipairs(blocks) do
     kinds[b.kind] = (kinds[b.kind] or 0) + 1
@@ -113,16 +128,16 @@ function TestExamples.test_doc_blocks()
       -- The docs show the file as it is, so what the tests run is what they show.
       lu.assertEquals(b.text, support.read_file(os.getenv("P0F_SOURCE_DIR") .. "/examples/" .. b.file),
         b.where .. " differs from examples/" .. b.file)
+    elseif b.kind == "config" then
+      local out, ok = run_with_file(b.text, lua .. " " .. os.getenv("P0F_SOURCE_DIR")
+        .. "/bin/p0f-policyd -c %s --check-config")
+      lu.assertTrue(ok, b.where .. " is not a good configuration:\n" .. out)
+      lu.assertStrContains(out, "configuration OK")
     elseif b.kind == "fragment" then
       local chunk, err = (loadstring or load)(b.text, "=" .. b.where)
       lu.assertNotNil(chunk, err)
     else
-      local path = os.tmpname()
-      local f = assert(io.open(path, "wb"))
-      f:write(b.text)
-      f:close()
-      local out, ok = support.capture((os.getenv("P0F_LUA") or "lua5.4") .. " " .. path)
-      os.remove(path)
+      local out, ok = run_with_file(b.text, lua .. " %s")
       lu.assertTrue(ok, b.where .. " failed:\n" .. out)
     end
   end
@@ -130,6 +145,7 @@ function TestExamples.test_doc_blocks()
   lu.assertTrue((kinds.file or 0) >= 2, "examples shown in the docs")
   lu.assertTrue((kinds.program or 0) >= 1, "complete programs in the docs")
   lu.assertTrue((kinds.fragment or 0) >= 1, "fragments in the docs")
+  lu.assertTrue((kinds.config or 0) >= 1, "p0f-policyd configurations in the docs")
 end
 
 os.exit(lu.LuaUnit.run())
