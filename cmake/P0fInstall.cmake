@@ -5,7 +5,8 @@
 # Debian's and upstream's interpreters search under /usr/local. The Debian
 # package passes its own (/usr/share/lua/<v>, /usr/lib/<triplet>/lua/<v>).
 #
-# Programs: every file in bin/, its #! line set to P0F_LUA_INTERPRETER.
+# Programs: every file in bin/, its #! line set to P0F_LUA_INTERPRETER
+# (default: the lua5.4 or luajit found, else `/usr/bin/env lua5.4`).
 # LuaRocks installs and wraps them itself, so the rockspec turns this off.
 #
 # Man pages: every man/NAME.SECTION.md, turned into roff by pandoc, goes to
@@ -29,12 +30,15 @@ if(NOT LIBDIR)
 endif()
 
 option(P0F_INSTALL_PROGRAMS "install bin/* (LuaRocks installs them itself)" ON)
+# The interpreter found now, else whichever is on PATH when they run.
 find_program(P0F_LUA_PROGRAM ${_p0f_interp})
-set(P0F_LUA_INTERPRETER "${P0F_LUA_PROGRAM}" CACHE STRING "the #! interpreter of installed programs")
+if(P0F_LUA_PROGRAM)
+  set(_p0f_shebang "${P0F_LUA_PROGRAM}")
+else()
+  set(_p0f_shebang "/usr/bin/env ${_p0f_interp}")
+endif()
+set(P0F_LUA_INTERPRETER "${_p0f_shebang}" CACHE STRING "the #! interpreter of installed programs")
 if(P0F_INSTALL_PROGRAMS)
-  if(NOT P0F_LUA_INTERPRETER)
-    message(FATAL_ERROR "p0f: no ${_p0f_interp} for the installed programs: set P0F_LUA_INTERPRETER")
-  endif()
   file(GLOB _p0f_programs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/bin/*)
   foreach(src ${_p0f_programs})
     get_filename_component(name ${src} NAME)
