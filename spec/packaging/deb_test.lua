@@ -112,6 +112,12 @@ function TestDeb.test_modules_load_for_both_luas()
     lu.assertTrue(ok, out)
     lu.assertStrContains(out, "/usr/lib/" .. multiarch .. "/lua/" .. abi .. "/p0f/core.so")
     lu.assertStrContains(out, "/usr/share/lua/" .. abi .. "/p0f/init.lua")
+    -- The fake p0f for users' own tests: the packaged p0f-fake, found
+    -- next to p0f/core.so.
+    out, ok = run(clean("-u P0F_FAKE " .. lua .. " -e " .. q("local f = require('p0f.fake').start{ rules = { ['*'] = 'echo' } }"
+      .. " local r = require('p0f').query(f.socket, '192.0.2.9') f:stop() print(r.status, r.os_name)")))
+    lu.assertTrue(ok, out)
+    lu.assertStrContains(out, "ok\t192.0.2.9")
   end
 end
 
