@@ -1,6 +1,6 @@
 --- The codec through the Lua API (no I/O): p0f.encode_query, decode,
 -- encode_response, decode_query, normalize and their p0f.v2 counterparts.
--- Wire vectors are built here byte by byte from docs/protocol.md's
+-- Wire vectors are built here byte by byte from the protocol notes'
 -- offsets, never with the encoder under test. No string.pack: LuaJIT has
 -- none, and these tests run under both Lua 5.4 and LuaJIT.
 local lu = require("luaunit")
