@@ -76,14 +76,17 @@ function H.start(opts)
   -- P0F_RSPAMD_DBDIR: a test outside the LuaJIT specs shares their copy.
   local dbdir = os.getenv("P0F_RSPAMD_DBDIR") or (H.cmodule_dir() .. "/rspamd-db")
   assert(support.sh("mkdir -p " .. q(dbdir)))
-  -- opts.plugin_file: another copy of the plugin (an installed package's);
-  -- opts.default_paths: leave lua_path/lua_cpath to the plugin's defaults.
   write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua",
-    assert(read_file(opts.plugin_file or (src .. "/rspamd/p0f_fingerprint.lua"))))
-  local section = opts.section or ""
-  if not opts.default_paths then
-    section = section .. string.format('\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
+    assert(read_file(src .. "/rspamd/p0f_fingerprint.lua")))
+  local section = (opts.section or "") .. string.format(
+    '\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
+
+  -- An installed package instead: its copy of the plugin (opts.plugin_file)
+  -- and the plugin's default search paths (opts.default_paths).
+  if opts.plugin_file then
+    write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua", assert(read_file(opts.plugin_file)))
   end
+  if opts.default_paths then section = opts.section or "" end
   local conf = assert(read_file(src .. "/spec/rspamd/rspamd.conf.in"))
   conf = conf:gsub("@PORT@", tostring(self.port))
   conf = conf:gsub("@SECTION@", function() return section end)
