@@ -23,15 +23,6 @@ function support.capture(cmd)
   return (out:gsub("exit=%d+\n?$", "")), status == "0"
 end
 
---- A file's contents, or nil.
-function support.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 function support.sleep(s)
   os.execute(string.format("sleep %.3f", s))
 end
@@ -52,6 +43,29 @@ function support.wait_until(fn, tries, every)
     support.sleep(every or 0.05)
   end
   return nil
+end
+
+--- A whole file, or nil if it cannot be read.
+function support.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function support.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- A loopback TCP port nothing listens on right now (needs LuaSocket).
+function support.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
 end
 
 function support.tmpname(suffix)

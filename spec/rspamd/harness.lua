@@ -8,15 +8,8 @@ local json = require("rspamd.json")
 
 local H = {}
 
-local read_file = support.read_file
-H.read_file = read_file
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-H.write_file = write_file
+local read_file, write_file = support.read_file, support.write_file
+H.read_file, H.write_file = read_file, write_file
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -53,7 +46,7 @@ function H.tools_missing()
 end
 
 --- A loopback TCP port nobody listens on now.
-H.free_port = require("support_redis").free_port
+H.free_port = support.free_port
 
 local Instance = {}
 Instance.__index = Instance
