@@ -25,10 +25,12 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUADIR = "$(LUADIR)",
     LIBDIR = "$(LIBDIR)",
+    CMAKE_INSTALL_PREFIX = "$(PREFIX)",
     CMAKE_BUILD_TYPE = "Release",
     BUILD_TESTING = "OFF",
+    P0F_INSTALL_PROGRAMS = "OFF",
   },
-  copy_directories = { "rspamd", "examples" },
+  copy_directories = { "rspamd", "examples", "docs" },
   install = {
     bin = {
       ["p0f-query"] = "bin/p0f-query",

@@ -18,7 +18,8 @@ is done by the p0f rock (require "p0f.rspamd"); rspamd ignores
 options.lua_cpath, so this file extends package.path and package.cpath
 itself from `lua_path` and `lua_cpath`: directories (or ';'-separated
 lists of them, or Lua search templates with '?'), by default LuaRocks'
-5.1 install tree under /usr/local.
+5.1 install tree under /usr/local, then Debian's Lua 5.1 directories
+(/usr/share/lua/5.1, /usr/lib/<triplet>/lua/5.1: the lua-p0f package).
 ]]--
 
 local N = "p0f_fingerprint"
@@ -50,8 +51,16 @@ end
 local rspamd_logger = require "rspamd_logger"
 local lua_util = require "lua_util"
 
-local DEFAULT_LUA_PATH = "/usr/local/share/lua/5.1"
-local DEFAULT_LUA_CPATH = "/usr/local/lib/lua/5.1"
+-- LuaRocks' system tree first, then where Debian's lua-p0f puts the rock:
+-- /usr/share/lua/5.1 and the multiarch C directory, taken from LuaJIT's own
+-- search path (/usr/lib/x86_64-linux-gnu/lua/5.1/?.so on amd64).
+local DEFAULT_LUA_PATH = { "/usr/local/share/lua/5.1", "/usr/share/lua/5.1" }
+local DEFAULT_LUA_CPATH = { "/usr/local/lib/lua/5.1" }
+for t in package.cpath:gmatch("[^;]+") do
+  local dir = t:match("^(/usr/lib/[^/]+/lua/5%.1)/%?%.so$")
+  if dir and dir ~= DEFAULT_LUA_CPATH[1] then DEFAULT_LUA_CPATH[#DEFAULT_LUA_CPATH + 1] = dir end
+end
+DEFAULT_LUA_CPATH[#DEFAULT_LUA_CPATH + 1] = "/usr/lib/lua/5.1"
 
 --- "dir" -> dir/?.lua;dir/?/init.lua (or dir/?.so); templates stay as given.
 local function templates(value, suffixes)
@@ -70,16 +79,17 @@ local function templates(value, suffixes)
   return out
 end
 
--- Ours first: rspamd's own search path has other modules named p0f.
+-- Ours first, moved ahead if already there: rspamd's own search path has
+-- other modules named p0f.
 local function prepend(path, list)
-  local have = {}
-  for t in path:gmatch("[^;]+") do have[t] = true end
-  local add = {}
+  local out, seen = {}, {}
   for _, t in ipairs(list) do
-    if not have[t] then add[#add + 1] = t end
+    if not seen[t] then seen[t], out[#out + 1] = true, t end
   end
-  if #add == 0 then return path end
-  return table.concat(add, ";") .. ";" .. path
+  for t in path:gmatch("[^;]+") do
+    if not seen[t] then seen[t], out[#out + 1] = true, t end
+  end
+  return table.concat(out, ";")
 end
 
 local opts = rspamd_config:get_all_opt(N)
@@ -107,5 +117,6 @@ if not plugin then
   lua_util.disable_module(N, "config")
   return
 end
-rspamd_logger.infox(rspamd_config, "%s: p0f socket %s, Redis %s, timeout %s s", N,
-  plugin.socket or "(none)", plugin.redis_params and "on" or "off", plugin.f.opts.timeout)
+rspamd_logger.infox(rspamd_config, "%s: p0f socket %s, Redis %s, timeout %s s, rock %s", N,
+  plugin.socket or "(none)", plugin.redis_params and "on" or "off", plugin.f.opts.timeout,
+  package.searchpath and package.searchpath("p0f.core", package.cpath) or "loaded")

@@ -14,6 +14,8 @@ packages=(
   p0f redis-server rspamd postfix swaks
   valgrind clang libclang-rt-14-dev
   procps iproute2 util-linux netcat-openbsd
+  # packaging: release rock, Debian packages, man pages
+  build-essential debhelper dpkg-dev lintian pandoc man-db groff-base zip unzip
 )
 
 # Postfix asks what kind of mail system to set up; the tests run their own.

@@ -8,7 +8,8 @@
 #   4. the client specs under PUC Lua 5.1-5.3; the fuzz targets built with
 #      clang and run briefly
 #   5. the whole suite under Lua 5.4 and LuaJIT: C tests, codec, client,
-#      libev driver, real p0f, filter, cache, Redis, rspamd, Postfix, soak
+#      libev driver, real p0f, filter, cache, Redis, rspamd, Postfix, soak,
+#      docs and man pages, the release rock and the Debian packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -65,11 +66,13 @@ cmake -S . -B build-asan -DP0F_WERROR=ON -DP0F_SANITIZE=ON -DCMAKE_BUILD_TYPE=De
 cmake --build build-asan -j"$jobs"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # LuaJIT keeps its heap in its own mmap'd arenas, which LeakSanitizer does
-# not scan: leak checks are meaningful (and on) under PUC Lua only.
+# not scan: leak checks are meaningful (and on) under PUC Lua only. The
+# packaging tests (label package) build and install the project itself,
+# not the code under the sanitizer: they run once, in the last step.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  ctest -LE external -E '^luajit/' -j"$jobs" --output-on-failure)
+  ctest -LE 'external|package' -E '^luajit/' -j"$jobs" --output-on-failure)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-  ctest -LE external -R '^luajit/' -j"$jobs" --output-on-failure)
+  ctest -LE 'external|package' -R '^luajit/' -j"$jobs" --output-on-failure)
 unset UBSAN_OPTIONS
 
 step "valgrind (Lua 5.4)"
@@ -77,7 +80,7 @@ cmake -S . -B build-valgrind -DP0F_TEST_LUAS=5.4 -DCMAKE_BUILD_TYPE=Debug \
   "-DP0F_SPEC_RUNNER=env;P0F_REAL_QUERIES=5000;P0F_SOAK_QUERIES=4000;valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite;--suppressions=$root/spec/valgrind.supp" \
   >/dev/null
 cmake --build build-valgrind -j"$jobs"
-(cd build-valgrind && ctest -LE external -R '^lua5.4/' -j"$jobs" --output-on-failure)
+(cd build-valgrind && ctest -LE 'external|package' -R '^lua5.4/' -j"$jobs" --output-on-failure)
 
 step "PUC Lua 5.1, 5.2 and 5.3: the client, the driver, the examples"
 cmake -S . -B build-other "-DP0F_TEST_LUAS=5.1;5.2;5.3" -DP0F_WERROR=ON >/dev/null

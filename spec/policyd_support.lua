@@ -42,15 +42,26 @@ end
 --- Start the server with these options (listen defaults to a free port).
 -- Returns { pid=, port=, log=, status= } once it listens, or nil, log text.
 function ps.start(opts, args, unix_path)
-  local base = support.tmpname()
-  local s = { conf = base .. ".conf", log = base .. ".log", pidfile = base .. ".pid",
-              statusfile = base .. ".status" }
+  local s = ps.files()
   opts.listen = opts.listen or "127.0.0.1:0"
   ps.write_config(s.conf, opts)
   local lua = assert(os.getenv("P0F_LUA"), "P0F_LUA not set (run through ctest)")
   local src = os.getenv("P0F_SOURCE_DIR") or "."
-  local inner = string.format("echo $$ > %s; exec %s %s/bin/p0f-policyd -c %s %s",
-    s.pidfile, lua, src, s.conf, args or "")
+  return ps.spawn(s, string.format("%s %s/bin/p0f-policyd -c %s %s", lua, src, s.conf, args or ""),
+    unix_path)
+end
+
+--- Temporary file names for one server.
+function ps.files()
+  local base = support.tmpname()
+  return { conf = base .. ".conf", log = base .. ".log", pidfile = base .. ".pid",
+           statusfile = base .. ".status" }
+end
+
+--- Run `command` (a p0f-policyd command line) in the background with the
+-- files `s`; wait until it listens. Returns s, or nil and its log.
+function ps.spawn(s, command, unix_path)
+  local inner = string.format("echo $$ > %s; exec %s", s.pidfile, command)
   support.sh(string.format("(sh -c %s >%s 2>&1; echo $? > %s) </dev/null >/dev/null 2>&1 &",
     quote(inner), s.log, s.statusfile))
   local port = support.wait_until(function()

@@ -9,6 +9,20 @@ function support.sh(cmd)
   return ok == true
 end
 
+--- A shell word.
+function support.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Run a shell command: its output (stdout and stderr) and whether it exited 0.
+function support.capture(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local status = out:match("exit=(%d+)\n?$")
+  return (out:gsub("exit=%d+\n?$", "")), status == "0"
+end
+
 function support.sleep(s)
   os.execute(string.format("sleep %.3f", s))
 end
@@ -29,6 +43,29 @@ function support.wait_until(fn, tries, every)
     support.sleep(every or 0.05)
   end
   return nil
+end
+
+--- A whole file, or nil if it cannot be read.
+function support.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function support.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- A loopback TCP port nothing listens on right now (needs LuaSocket).
+function support.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
 end
 
 function support.tmpname(suffix)

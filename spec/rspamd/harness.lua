@@ -8,21 +8,8 @@ local json = require("rspamd.json")
 
 local H = {}
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-H.read_file = read_file
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-H.write_file = write_file
+local read_file, write_file = support.read_file, support.write_file
+H.read_file, H.write_file = read_file, write_file
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -59,14 +46,14 @@ function H.tools_missing()
 end
 
 --- A loopback TCP port nobody listens on now.
-H.free_port = require("support_redis").free_port
+H.free_port = support.free_port
 
 local Instance = {}
 Instance.__index = Instance
 
 --- Start rspamd. opts.section: the body of the p0f_fingerprint section
--- (without lua_path/lua_cpath, added here). Returns an instance or raises
--- with the log.
+-- (without lua_path/lua_cpath, added here unless opts.default_paths).
+-- Returns an instance or raises with the log.
 function H.start(opts)
   local missing = H.tools_missing()
   if missing then error(missing, 2) end
@@ -79,7 +66,8 @@ function H.start(opts)
   local lua_path, lua_cpath = H.module_dirs()
   -- DBDIR lives in the build tree and is kept: rspamd compiles its URL
   -- suffix table (~20 s) only when there is no cached copy there.
-  local dbdir = H.cmodule_dir() .. "/rspamd-db"
+  -- P0F_RSPAMD_DBDIR: a test outside the LuaJIT specs shares their copy.
+  local dbdir = os.getenv("P0F_RSPAMD_DBDIR") or (H.cmodule_dir() .. "/rspamd-db")
   assert(support.sh("mkdir -p " .. q(dbdir)))
   write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua",
     assert(read_file(src .. "/rspamd/p0f_fingerprint.lua")))
@@ -88,6 +76,13 @@ function H.start(opts)
     assert(read_file(src .. "/spec/rspamd/p0f_probe.lua")))
   local section = (opts.section or "") .. string.format(
     '\n  lua_path = "%s";\n  lua_cpath = "%s";\n', lua_path, lua_cpath)
+
+  -- An installed package instead: its copy of the plugin (opts.plugin_file)
+  -- and the plugin's default search paths (opts.default_paths).
+  if opts.plugin_file then
+    write_file(dir .. "/local/plugins.d/p0f_fingerprint.lua", assert(read_file(opts.plugin_file)))
+  end
+  if opts.default_paths then section = opts.section or "" end
   local conf = assert(read_file(src .. "/spec/rspamd/rspamd.conf.in"))
   conf = conf:gsub("@PORT@", tostring(self.port))
   conf = conf:gsub("@SECTION@", function() return section end)
@@ -110,7 +105,10 @@ function H.start(opts)
     error("rspamadm configtest failed:\n" .. out, 2)
   end
 
-  p = io.popen(string.format("rspamd -f -i -c %s %s >%s 2>&1 & echo $!",
+  -- opts.installed_only: rspamd without the suite's LUA_PATH/LUA_CPATH,
+  -- so it finds only what is installed.
+  p = io.popen(string.format("%srspamd -f -i -c %s %s >%s 2>&1 & echo $!",
+    opts.installed_only and "env -u LUA_PATH -u LUA_CPATH " or "",
     q(self.conf), self.vars, q(dir .. "/log/stderr.log")))
   self.pid = tonumber(p:read("*l"))
   p:close()

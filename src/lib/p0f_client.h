@@ -6,7 +6,7 @@
  * shape of cqueues' dns.c (submit / step / pollfd / events / timeout /
  * fetch), so any event loop can drive it.
  *
- * How it treats the daemon (see the protocol notes):
+ * How it treats the daemon (see docs/protocol.md):
  *   - queries go out in FIFO order, at most max_inflight unanswered at once,
  *     and replies are matched to them in order (p0f answers in order);
  *   - a query past its deadline fails with ETIMEDOUT at once, but its reply
