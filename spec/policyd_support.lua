@@ -31,12 +31,9 @@ function ps.write_config(path, opts)
   f:close()
 end
 
+--- A file's text, "" if it is not there (yet).
 function ps.read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
+  return support.read_file(path) or ""
 end
 
 --- Start the server with these options (listen defaults to a free port).

@@ -4,6 +4,7 @@ local lu = require("luaunit")
 local p0f = require("p0f")
 local cache = require("p0f.cache")
 local R = require("support_redis")
+local support = require("support")
 
 local OK = p0f.encode_response{ status = "ok", os_name = "Windows", os_flavor = "7 or 8",
                                 link_type = "DSL", distance = 12, uptime_min = 90,
@@ -98,7 +99,7 @@ function TestRedis:test_reads_what_rspamd_stores()
 end
 
 function TestRedis:test_dead_redis_is_an_error_not_a_raise()
-  local dead = R.client(R.free_port(), 1)
+  local dead = R.client(support.free_port(), 1)
   local b = cache.redis(dead, {})
   local raw, e = get(b, "198.51.100.4")
   lu.assertNil(raw)

@@ -31,6 +31,29 @@ function support.wait_until(fn, tries, every)
   return nil
 end
 
+--- A whole file, or nil if it cannot be read.
+function support.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function support.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- A loopback TCP port nothing listens on right now (needs LuaSocket).
+function support.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
 function support.tmpname(suffix)
   local base = os.tmpname()
   os.remove(base)
@@ -77,9 +100,7 @@ function support.start_p0f(extra)
   p:close()
   started[#started + 1] = d
   local ready = support.wait_until(function()
-    local f = io.open(d.log)
-    local text = f and f:read("*a") or ""
-    if f then f:close() end
+    local text = support.read_file(d.log) or ""
     return text:find("Entered main event loop", 1, true) ~= nil
   end, 200, 0.05)
   if not ready then

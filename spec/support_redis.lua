@@ -5,21 +5,7 @@ local support = require("support")
 
 local M = {}
 
---- A loopback port nothing listens on right now.
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = support.read_file
 
 --- Start a private redis-server on a loopback port. Returns
 -- { port =, pid =, dir = } or nil and why.
@@ -29,7 +15,7 @@ function M.start()
   end
   local dir = support.tmpname(".redis")
   assert(support.sh("mkdir -p " .. dir))
-  local d = { dir = dir, port = M.free_port(), pidfile = dir .. "/redis.pid" }
+  local d = { dir = dir, port = support.free_port(), pidfile = dir .. "/redis.pid" }
   local ok = support.sh(string.format(
     "env -u LD_PRELOAD redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes"
     .. " --pidfile %s --dir %s --logfile %s/redis.log", d.port, d.pidfile, dir, dir))

@@ -97,18 +97,25 @@ function Server:_settle(addr, result, err, code)
   for i = 1, #cbs do cbs[i](result, err, code) end
 end
 
+-- Keep a p0f answer: the LRU, and Redis when publishing. Whatever goes
+-- wrong here is logged; it must never cost the waiting requests their answer.
+function Server:_remember(addr, result)
+  local ok, err = pcall(function()
+    local raw = p0f.encode_response(result)
+    if self.lru then self.lru:put(addr, raw, result.status) end
+    if self.d.publish and result.status == "ok" then
+      self.shared:put(addr, raw, result.status, function(put_ok, perr)
+        if not put_ok and perr then self.log:warning("%s: publishing to redis failed: %s", addr, perr) end
+      end)
+    end
+  end)
+  if not ok then self.log:err("%s: caching the answer failed: %s", addr, tostring(err)) end
+end
+
 function Server:_ask_p0f(addr)
   self.stats.lookups = self.stats.lookups + 1
   local h, err, code = self.client:query(addr, function(result, qerr, qcode)
-    if result then
-      local raw = p0f.encode_response(result)
-      if self.lru then self.lru:put(addr, raw, result.status) end
-      if self.d.publish and result.status == "ok" then
-        self.shared:put(addr, raw, result.status, function(ok, perr)
-          if not ok and perr then self.log:warning("%s: publishing to redis failed: %s", addr, perr) end
-        end)
-      end
-    end
+    if result then self:_remember(addr, result) end
     self:_settle(addr, result, qerr, qcode)
   end)
   if not h then self:_settle(addr, nil, err, code) end

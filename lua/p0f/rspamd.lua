@@ -269,39 +269,37 @@ function M.split_options(section)
   return fopts, popts
 end
 
---- Register the plugin. cfg: rspamd_config; section: the module's options
--- (rspamd_config:get_all_opt(name)); name: the module name. Returns the
--- plugin state, or nil and an error (the caller disables the module).
-function M.register(cfg, section, name, env)
-  local R = rspamd_env(env)
-  name = name or "p0f_fingerprint"
-  local fopts = M.split_options(section)
-  local f, err = filter.new(fopts, { regex = M.regex })
+-- Redis servers from this section, else from the global `redis` section;
+-- nil without any. lua_redis hands out one cached table per server set,
+-- shared with other modules: our timeout goes into a copy.
+local function redis_params(R, name, opts)
+  local shared = R.lua_redis.parse_redis_server(name)
+  if not shared then return nil end
+  local params = {}
+  for k, v in pairs(shared) do params[k] = v end
+  -- The deadline covers the cache as well as p0f: a slow Redis may take
+  -- half of it, p0f keeps the rest.
+  if not params.timeout or params.timeout > opts.timeout / 2 then
+    params.timeout = opts.timeout / 2
+  end
+  R.lua_redis.register_prefix(opts.prefix .. "*", name, "p0f fingerprint cache",
+    { type = "string" })
+  return params
+end
+
+--- The plugin's state: validated options, its LRU, where to ask.
+-- nil, err for bad options.
+function M.new_plugin(R, cfg, section, name)
+  local f, err = filter.new(M.split_options(section), { regex = M.regex })
   if not f then return nil, err end
   local opts = f.opts
-
   local plugin = {
     name = name,
     f = f,
     lru = cache.lru({ size = opts.cache_size, expire = opts.expire,
                       nomatch_expire = opts.nomatch_expire }),
+    redis_params = redis_params(R, name, opts),
   }
-  -- Redis servers from this section, else from the global `redis` section.
-  local shared = R.lua_redis.parse_redis_server(name)
-  if shared then
-    -- lua_redis hands out one cached table per server set, shared with other
-    -- modules: our timeout goes into a copy.
-    local redis_params = {}
-    for k, v in pairs(shared) do redis_params[k] = v end
-    -- The deadline covers the cache as well as p0f: a slow Redis may take
-    -- half of it, p0f keeps the rest.
-    if not redis_params.timeout or redis_params.timeout > opts.timeout / 2 then
-      redis_params.timeout = opts.timeout / 2
-    end
-    plugin.redis_params = redis_params
-    R.lua_redis.register_prefix(opts.prefix .. "*", name, "p0f fingerprint cache",
-      { type = "string" })
-  end
   -- No socket but Redis: another machine's p0f publishes, this one reads.
   -- No socket and no Redis: the default socket.
   if (section and section.socket ~= nil) or not plugin.redis_params then
@@ -309,8 +307,14 @@ function M.register(cfg, section, name, env)
   else
     R.logger.infox(cfg, "%s: no socket configured: reading fingerprints from Redis only", name)
   end
+  return plugin
+end
 
-  local function check(task)
+--- The prefilter's callback: skip the senders not to look up, start a
+-- Lookup for the others; a bug of ours fails open.
+function M.checker(R, plugin)
+  local f, name, opts = plugin.f, plugin.name, plugin.f.opts
+  return function(task)
     local ip = task:get_from_ip()
     if not (ip and ip:is_valid()) then return end
     local ctx = { ip = ip:to_string(), user = task:get_user() }
@@ -335,11 +339,16 @@ function M.register(cfg, section, name, env)
       if not st.done then st:fail("internal error", "EIO") end
     end
   end
+end
 
+--- The prefilter symbol and, under it, the virtual symbols the verdicts
+-- insert. Returns the prefilter's id.
+function M.register_symbols(cfg, R, plugin, callback)
+  local opts = plugin.f.opts
   local id = cfg:register_symbol({
     name = M.CHECK_SYMBOL,
     type = "prefilter",
-    callback = check,
+    callback = callback,
     priority = R.lua_util.symbols_priorities and R.lua_util.symbols_priorities.medium or nil,
     flags = "empty,nostat",
     group = M.GROUP,
@@ -357,7 +366,18 @@ function M.register(cfg, section, name, env)
     local score = type(spec) == "table" and spec.score or nil
     virtual(sym, score, "p0f pattern")
   end
-  plugin.id = id
+  return id
+end
+
+--- Register the plugin. cfg: rspamd_config; section: the module's options
+-- (rspamd_config:get_all_opt(name)); name: the module name. Returns the
+-- plugin state, or nil and an error (the caller disables the module).
+function M.register(cfg, section, name, env)
+  local R = rspamd_env(env)
+  name = name or "p0f_fingerprint"
+  local plugin, err = M.new_plugin(R, cfg, section, name)
+  if not plugin then return nil, err end
+  plugin.id = M.register_symbols(cfg, R, plugin, M.checker(R, plugin))
   return plugin
 end
 

@@ -4,25 +4,12 @@
 -- the p0f rock taken from the source tree and the LuaJIT build.
 -- Stopped by the PID it was started with.
 local support = require("support")
-local json = require("rspamd.json")
+local json = require("cjson.safe")
 
 local H = {}
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-H.read_file = read_file
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-H.write_file = write_file
+local read_file, write_file = support.read_file, support.write_file
+H.read_file, H.write_file = read_file, write_file
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -59,7 +46,7 @@ function H.tools_missing()
 end
 
 --- A loopback TCP port nobody listens on now.
-H.free_port = require("support_redis").free_port
+H.free_port = support.free_port
 
 local Instance = {}
 Instance.__index = Instance
