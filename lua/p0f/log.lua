@@ -9,8 +9,8 @@
 -- Rate limit: warnings and errors are what a peer can provoke at will (a
 -- flood of garbage lines, a dead backend asked once per request), so each
 -- cause -- the format string of the call -- gets at most `lines` lines per
--- `seconds`; the rest are counted, and the next line of that cause that
--- gets out says how many were suppressed. notice, info and debug lines are
+-- `seconds`, plus one that says the rest are suppressed; they are counted,
+-- and the first line of that cause in a later period says how many. notice, info and debug lines are
 -- the daemon's own record and are never dropped.
 local log = {}
 
@@ -85,11 +85,16 @@ function Logger:_admit(cause)
   if now - c.start >= self.limit.seconds then
     c.start, c.n = now, 0
   end
-  if c.n >= self.limit.lines then
+  if c.n > self.limit.lines then
     c.suppressed = c.suppressed + 1
     return false
   end
   c.n = c.n + 1
+  if c.n > self.limit.lines then
+    -- the first line over the limit gets out, saying what happens next
+    return true, 0, string.format(" (rate limit: more like this suppressed for up to %gs)",
+      self.limit.seconds)
+  end
   local dropped = c.suppressed
   c.suppressed = 0
   return true, dropped
@@ -97,17 +102,18 @@ end
 
 function Logger:log(level, fmt, ...)
   if LEVELS[level] > self.max then return end
-  local dropped = 0
+  local dropped, note = 0, nil
   if self.limit and LIMITED[level] then
-    local ok
-    ok, dropped = self:_admit(fmt)
-    if not ok then return end
+    local admitted
+    admitted, dropped, note = self:_admit(fmt)
+    if not admitted then return end
   end
   local ok, msg = pcall(string.format, fmt, ...)
   if not ok then msg = fmt end
   if dropped > 0 then
     msg = string.format("%s (%d more like this suppressed)", msg, dropped)
   end
+  if note then msg = msg .. note end
   -- one event, one line: nothing a peer sends can forge another
   self:write(level, (msg:gsub("[%c]", "?")))
 end
