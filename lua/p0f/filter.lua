@@ -439,7 +439,8 @@ function Filter:verdict(result, ctx)
   if status == "nomatch" then
     return { status = "nomatch", symbols = {}, fields = {} }
   elseif status == "badquery" then
-    local v = fail_verdict(self, "p0f rejected the query as bad")
+    -- named like every other failure: p0f found the query invalid
+    local v = fail_verdict(self, "p0f rejected the query as bad (EINVAL)")
     v.status = "badquery"
     return v
   elseif status ~= "ok" then

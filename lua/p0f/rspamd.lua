@@ -27,19 +27,42 @@ M.GROUP = "p0f"
 -- Options of the plugin file, not of the filter.
 M.PLUGIN_KEYS = { lua_path = true, lua_cpath = true }
 
+--- Whether a process listens on the UNIX socket at `path` (Linux: a line of
+-- /proc/net/unix with the listening flag __SO_ACCEPTCON, 0x10000). nil when
+-- it cannot be told.
+function M.listening(path, proc_file)
+  local f = io.open(proc_file or "/proc/net/unix", "rb")
+  if not f then return nil end
+  local found = false
+  for line in f:lines() do
+    -- Num: RefCount Protocol Flags Type St Inode Path
+    local flags, p = line:match("^%x+: %x+ %x+ (%x+) %x+ %x+ %d+ (.+)$")
+    if p == path and math.floor(tonumber(flags, 16) / 0x10000) % 2 == 1 then
+      found = true
+      break
+    end
+  end
+  f:close()
+  return found
+end
+
 --- rspamd's tcp error texts -> the error names the rest of the project uses.
--- rspamd says only "cannot connect" when connect() fails; a missing socket
--- file (p0f not running, or without -s) is told apart by looking at the path.
+-- When connect() fails rspamd says only "cannot connect" (the errno goes to
+-- its own log), so the socket path is looked at: no file is ENOENT (p0f not
+-- running, or without -s); a file nobody listens on is ECONNREFUSED (p0f
+-- gone); a listener is there, so its queue is full: EAGAIN (p0f up, busy).
 function M.error_code(message, socket)
   local m = tostring(message or ""):lower()
   if socket and m:find("cannot connect", 1, true) then
     local f, err = io.open(socket, "rb")
     if f then f:close() end
     if not f and tostring(err):lower():find("no such file", 1, true) then return "ENOENT" end
+    if M.listening(socket) then return "EAGAIN" end
   end
   if m:find("timeout", 1, true) or m:find("timed out", 1, true) then return "ETIMEDOUT" end
   if m:find("no such file", 1, true) then return "ENOENT" end
   if m:find("permission denied", 1, true) then return "EACCES" end
+  if m:find("resource temporarily unavailable", 1, true) then return "EAGAIN" end
   if m:find("refused", 1, true) or m:find("cannot connect", 1, true) then
     return "ECONNREFUSED"
   end
@@ -48,6 +71,23 @@ function M.error_code(message, socket)
     return "ECONNRESET"
   end
   return "EIO"
+end
+
+-- What a failed connect means, for the failure text.
+local CONNECT_MEANS = {
+  ENOENT = "no socket file: p0f not running, or without -s",
+  ECONNREFUSED = "nobody listens: p0f not running",
+  EAGAIN = "p0f is up but its listen queue is full (busy)",
+}
+
+--- The failure text and code of an rspamd tcp error.
+function M.tcp_failure(message, socket)
+  local code = M.error_code(message, socket)
+  local text = "p0f: " .. tostring(message)
+  if CONNECT_MEANS[code] and tostring(message):lower():find("cannot connect", 1, true) then
+    text = text .. ": " .. CONNECT_MEANS[code]
+  end
+  return text, code
 end
 
 --- The host's services, looked up lazily so this file loads outside rspamd
@@ -192,9 +232,7 @@ function Lookup:ask_p0f()
   local on_data
   local function read_more(err, data, conn)
     if self.done then return end
-    if err then
-      return self:fail("p0f: " .. tostring(err), M.error_code(err, self.plugin.socket))
-    end
+    if err then return self:fail(M.tcp_failure(err, self.plugin.socket)) end
     if data then
       local s = tostring(data)
       if #s > 0 then
@@ -223,8 +261,7 @@ function Lookup:ask_p0f()
     callback = on_data,
   })
   if not ok and not self.done then
-    self:fail("p0f: cannot connect to " .. self.plugin.socket,
-      M.error_code("cannot connect", self.plugin.socket))
+    self:fail(M.tcp_failure("cannot connect to " .. self.plugin.socket, self.plugin.socket))
   end
 end
 
