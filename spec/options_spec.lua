@@ -94,15 +94,12 @@ local function split(opts)
 end
 
 function TestConfigRanges:test_seconds_and_integers()
-  for _, name in ipairs({ "redis_timeout", "request_timeout", "idle_timeout", "shutdown_timeout" }) do
-    each(UNUSABLE, nil, function(v)
-      local d, err = split{ [name] = v }
-      lu.assertNil(d, name .. " = " .. tostring(v) .. " accepted")
-      lu.assertStrContains(err, "'" .. name .. "'")
-    end)
-  end
-  for _, name in ipairs({ "listen_mode", "max_line", "max_attrs", "max_connections" }) do
-    each(UNUSABLE, FRACTIONS, function(v)
+  local names = {
+    redis_timeout = {}, request_timeout = {}, idle_timeout = {}, shutdown_timeout = {},
+    listen_mode = FRACTIONS, max_line = FRACTIONS, max_attrs = FRACTIONS, max_connections = FRACTIONS,
+  }
+  for name, extra in pairs(names) do
+    each(UNUSABLE, extra, function(v)
       local d, err = split{ [name] = v }
       lu.assertNil(d, name .. " = " .. tostring(v) .. " accepted")
       lu.assertStrContains(err, "'" .. name .. "'")
