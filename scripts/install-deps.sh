@@ -10,7 +10,7 @@ packages=(
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev libev-dev libhiredis-dev luarocks
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
   # tests
-  lua-unit lua-cqueues lua-luv lua-rex-pcre2 lua-socket
+  lua-unit lua-cqueues lua-luv lua-rex-pcre2 lua-socket lua-cjson
   p0f redis-server rspamd postfix swaks
   valgrind clang libclang-rt-14-dev
   procps iproute2 util-linux netcat-openbsd

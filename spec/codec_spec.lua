@@ -1,7 +1,8 @@
 --- The codec through the Lua API (no I/O): p0f.encode_query, decode,
 -- encode_response, decode_query, normalize and their p0f.v2 counterparts.
--- Wire vectors are built here byte by byte from the protocol notes'
--- offsets, never with the encoder under test. No string.pack: LuaJIT has
+-- Wire vectors are built here byte by byte at the offsets of p0f's own
+-- api.h (struct p0f_api_query / p0f_api_response, the layout src/p0f_codec.c
+-- writes and reads), never with the encoder under test. No string.pack: LuaJIT has
 -- none, and these tests run under both Lua 5.4 and LuaJIT.
 local lu = require("luaunit")
 local p0f = require("p0f")

@@ -321,4 +321,59 @@ function TestErrorCode:test_names()
   os.remove(existing)
 end
 
+-- A UNIX listener that accepts nothing, and one connection already queued.
+local function busy_listener()
+  local unix = require("socket.unix")
+  local path = os.tmpname()
+  os.remove(path)
+  local l = assert(unix())
+  assert(l:bind(path))
+  assert(l:listen(0))
+  local queued = assert(unix())
+  queued:settimeout(0)
+  queued:connect(path)
+  return path, function() queued:close() l:close() os.remove(path) end
+end
+
+function TestErrorCode:test_a_busy_p0f_is_not_a_dead_one()
+  -- rspamd says "cannot connect" for both; the errno (EAGAIN: the listen
+  -- queue is full) only reaches its own log
+  local path, done = busy_listener()
+  lu.assertEquals(glue.error_code("cannot connect to the host: " .. path, path), "EAGAIN")
+  lu.assertTrue(glue.listening(path))
+  done()
+  -- the socket file left behind by a dead p0f: nobody listens
+  local unix = require("socket.unix")
+  local stale = os.tmpname()
+  os.remove(stale)
+  local s = assert(unix())
+  assert(s:bind(stale))
+  s:close()
+  lu.assertEquals(glue.error_code("cannot connect to the host: " .. stale, stale), "ECONNREFUSED")
+  lu.assertFalse(glue.listening(stale))
+  os.remove(stale)
+end
+
+function TestLookup:test_busy_p0f_fails_open_as_busy()
+  local path, done = busy_listener()
+  local env, _, _, check = setup({ socket = path })
+  env.tcp_script = { connect_error = "cannot connect to the host: " .. path }
+  local task = fake_task("203.0.113.7")
+  check(task)
+  done()
+  lu.assertNil(task.results.P0F)
+  lu.assertStrContains(task.results.P0F_FAIL.options[1], "listen queue is full")
+  lu.assertStrContains(task.results.P0F_FAIL.options[1], "(EAGAIN)")
+end
+
+function TestLookup:test_badquery_carries_an_error_name()
+  local env, _, _, check = setup({ socket = "/p0f.sock" })
+  env.tcp_script = whole(p0f.encode_response({ status = "badquery" }))
+  local task = fake_task("203.0.113.7")
+  check(task)
+  lu.assertNil(task.results.P0F)
+  lu.assertStrMatches(task.results.P0F_FAIL.options[1], ".*%(E[A-Z]+%)$")
+  lu.assertStrMatches(env.logs[#env.logs], ".*failed: .*%(E[A-Z]+%)$")
+end
+
 os.exit(lu.LuaUnit.run())

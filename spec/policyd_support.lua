@@ -31,12 +31,26 @@ function ps.write_config(path, opts)
   f:close()
 end
 
+--- A file's text, "" if it is not there (yet).
 function ps.read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
+  return support.read_file(path) or ""
+end
+
+--- Run `p0f-policyd --check-config` on a configuration: an options table,
+-- or the file's text. Returns the exit status (124: still running after
+-- `limit` seconds, killed) and the output.
+function ps.check_config(opts, limit)
+  local conf = support.tmpname(".conf")
+  if type(opts) == "string" then support.write_file(conf, opts) else ps.write_config(conf, opts) end
+  local lua, src = os.getenv("P0F_LUA"), os.getenv("P0F_SOURCE_DIR") or "."
+  local p = io.popen(string.format("timeout -s KILL %d %s %s/bin/p0f-policyd -c %s --check-config 2>&1; echo \"status=$?\"",
+    limit or 60, lua, src, conf))
+  local out = p:read("*a")
+  p:close()
+  os.remove(conf)
+  local status = tonumber(out:match("status=(%d+)"))
+  if status == 137 then status = 124 end -- killed by timeout
+  return status, out
 end
 
 --- Start the server with these options (listen defaults to a free port).

@@ -12,18 +12,7 @@ local support = require("support")
 local ps = require("policyd_support")
 local socket = require("socket")
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local free_port, write = support.free_port, support.write_file
 
 local function capture(cmd)
   local p = io.popen(cmd .. " 2>&1; echo \"status=$?\"")

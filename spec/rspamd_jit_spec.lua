@@ -34,6 +34,7 @@ local srv = fake.start({ rules = {
   ["203.0.113.11"] = { action = "split", reply = { os_name = "Solaris", os_flavor = "10",
                                                    distance = 3 } },
   ["203.0.113.12"] = "close",
+  ["203.0.113.13"] = "badquery",
   ["192.168.1.5"] = WINDOWS,
   ["2001:db8::7"] = { os_name = "Linux", os_flavor = "2.2.x-3.x", distance = 7,
                       link_type = "IPv6/IPIP" },
@@ -236,6 +237,10 @@ function TestFake:test_closing_p0f_fails_open()
   assert_fail_only(res, "ECONNRESET")
 end
 
+function TestFake:test_badquery_fails_open_with_an_error_name()
+  assert_fail_only(self.rspamd:scan({ ip = "203.0.113.13" }), "EINVAL")
+end
+
 function TestFake:test_fail_logged()
   self.rspamd:scan({ ip = "203.0.113.12" })
   lu.assertStrContains(self.rspamd:log(), "p0f_fingerprint: lookup of 203.0.113.12 failed")
@@ -257,6 +262,34 @@ end
 
 function TestDown.teardownClass()
   if TestDown.rspamd then TestDown.rspamd:stop() end
+end
+
+-- p0f up but saturated: its listen queue full, connect() fails with
+-- EAGAIN; rspamd reports it as it reports a dead p0f ("cannot connect").
+-- A listener that accepts nothing stands in (a real p0f must not be
+-- driven into that state), at the socket path this rspamd asks.
+function TestDown:test_busy_p0f_is_told_from_a_dead_one()
+  local unix = require("socket.unix")
+  local l = assert(unix())
+  assert(l:bind(TestDown.socket))
+  assert(l:listen(0))
+  local queued = assert(unix())
+  queued:settimeout(0)
+  queued:connect(TestDown.socket)
+  local ok, err = pcall(function()
+    local res = self.rspamd:scan({ ip = "203.0.113.7" })
+    assert_fail_only(res, "EAGAIN")
+    lu.assertStrContains(squash(res.symbols.P0F_FAIL[1]), "listen queue is full")
+    -- the listener gone, its socket file left behind: p0f is not running
+    queued:close()
+    l:close()
+    res = self.rspamd:scan({ ip = "203.0.113.7" })
+    assert_fail_only(res, "ECONNREFUSED")
+  end)
+  queued:close()
+  l:close()
+  os.remove(TestDown.socket)
+  if not ok then error(err, 0) end
 end
 
 function TestDown:test_no_socket_fails_open()

@@ -114,9 +114,7 @@ function support.start_p0f(extra)
   p:close()
   started[#started + 1] = d
   local ready = support.wait_until(function()
-    local f = io.open(d.log)
-    local text = f and f:read("*a") or ""
-    if f then f:close() end
+    local text = support.read_file(d.log) or ""
     return text:find("Entered main event loop", 1, true) ~= nil
   end, 200, 0.05)
   if not ready then

@@ -28,7 +28,8 @@
 --
 -- `now` is seconds (any clock, as long as the same one is used throughout);
 -- os.time() when omitted.
-local core = require("p0f.core")
+local p0f = require("p0f")
+local options = require("p0f.options")
 
 local cache = {}
 
@@ -36,11 +37,11 @@ cache.DEFAULT_SIZE = 10000
 cache.DEFAULT_EXPIRE = 7200
 cache.NOMATCH_EXPIRE_MAX = 300
 
-local RESPONSE_SIZE = core.RESPONSE_SIZE
+local RESPONSE_SIZE = p0f.RESPONSE_SIZE
 
 --- The storage key of an address: prefix .. canonical text.
 function cache.key(prefix, addr)
-  local canon, msg, code = core.normalize(addr)
+  local canon, msg, code = p0f.normalize(addr)
   if not canon then return nil, msg, code end
   return (prefix or "") .. canon
 end
@@ -60,6 +61,25 @@ function cache.ttl(opts, status)
   return ttl
 end
 
+-- The expiries of a cache: what cache.ttl reads, checked once, so that a
+-- TTL is always a number Redis and the clock arithmetic can use (a raise
+-- from put() would cost the lookup that called it its answer).
+local function expiries(opts, fname)
+  local out = {}
+  for _, k in ipairs({ "expire", "nomatch_expire" }) do
+    local v = opts[k]
+    if v ~= nil then
+      local s, want = options.check_seconds(v, k == "nomatch_expire")
+      if not s then
+        error(string.format("bad argument #2 to '%s' (%s: %s expected, got %s)", fname, k, want,
+          options.describe(v)), 3)
+      end
+      out[k] = s
+    end
+  end
+  return out
+end
+
 -- ---- in-process LRU with expiry ------------------------------------------
 --
 -- A hash from key to node plus a doubly linked list in recency order
@@ -71,14 +91,14 @@ Lru.__index = Lru
 function cache.lru(opts)
   opts = opts or {}
   local size = opts.size or cache.DEFAULT_SIZE
-  if type(size) ~= "number" or size < 0 or size % 1 ~= 0 then
+  if not options.check_integer(size, 0, 2^53) then
     error("bad argument #1 to 'lru' (size: non-negative integer expected)", 2)
   end
   local head = {}
   head.next, head.prev = head, head -- sentinel of a circular list
   return setmetatable({
     size = size,
-    opts = { expire = opts.expire, nomatch_expire = opts.nomatch_expire },
+    opts = expiries(opts, "lru"),
     map = {},
     n = 0,
     head = head,
@@ -162,7 +182,7 @@ function cache.redis(call, opts)
   return setmetatable({
     call = call,
     prefix = opts.prefix or "p0f",
-    opts = { expire = opts.expire, nomatch_expire = opts.nomatch_expire },
+    opts = expiries(opts, "redis"),
   }, Redis)
 end
 

@@ -12,7 +12,10 @@
 -- config.load(path) -> table | nil, err; config.split(opts) separates the
 -- server's own options (validated here) from the filter's (p0f.filter
 -- validates those, unknown names included).
-local filter = require("p0f.filter")
+local options = require("p0f.options")
+local plog = require("p0f.log")
+
+local unpack = table.unpack or unpack -- luacheck: ignore unpack (5.1)
 
 local config = {}
 
@@ -34,17 +37,35 @@ config.DEFAULTS = {
   shutdown_timeout = 2,         -- on SIGTERM, answer what is in flight for at most this long
 }
 
-local function describe(v)
-  if type(v) == "string" then return string.format("string %q", v) end
-  if type(v) == "number" or type(v) == "boolean" then return type(v) .. " " .. tostring(v) end
-  return type(v)
-end
-
 local function bad(name, want, v)
-  return nil, string.format("p0f-policyd: bad option '%s': %s expected, got %s", name, want, describe(v))
+  return nil, string.format("p0f-policyd: bad option '%s': %s expected, got %s", name, want,
+    options.describe(v))
 end
 
---- Read a configuration file. nil, message on a missing file or a syntax error.
+--- What running a configuration file may cost: it is data, so a loop
+-- that never ends (`while true do end`) is an error, not a hang.
+config.MAX_INSTRUCTIONS = 10000000
+
+-- Run a loaded chunk under an instruction budget. A count hook works on
+-- PUC Lua and on LuaJIT's interpreter; compiled LuaJIT code skips hooks,
+-- so the chunk is kept out of the JIT.
+local function run_bounded(chunk)
+  local jit = rawget(_G, "jit")
+  if jit and jit.off then jit.off(chunk, true) end
+  local STEP = 1000
+  local left = config.MAX_INSTRUCTIONS / STEP
+  local old = { debug.gethook() }
+  debug.sethook(function()
+    left = left - 1
+    if left < 0 then error("configuration runs too long (a loop that never ends?)", 2) end
+  end, "", STEP)
+  local ok, err = pcall(chunk)
+  debug.sethook(unpack(old))
+  return ok, err
+end
+
+--- Read a configuration file. nil, message on a missing file, a syntax
+-- error, or a chunk that raises or runs too long.
 function config.load(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, "p0f-policyd: cannot read configuration: " .. tostring(err) end
@@ -60,43 +81,57 @@ function config.load(path)
     chunk, perr = load(text, "@" .. path, "t", env)
   end
   if not chunk then return nil, "p0f-policyd: " .. tostring(perr) end
-  local ok, rerr = pcall(chunk)
+  local ok, rerr = run_bounded(chunk)
   if not ok then return nil, "p0f-policyd: " .. tostring(rerr) end
   return env
 end
 
-local function seconds(name, v, allow_zero)
-  local s = filter.seconds(v)
-  if not s or s ~= s or s < 0 or (s == 0 and not allow_zero) or s > 86400 * 365 then
-    return bad(name, "positive number of seconds", v)
-  end
+local function seconds(name, v)
+  local s, want = options.check_seconds(v)
+  if not s then return bad(name, want, v) end
   return s
 end
 
 local function integer(name, v, lo, hi)
-  if type(v) ~= "number" or v % 1 ~= 0 or v < lo or v > hi then
-    return bad(name, string.format("integer from %d to %d", lo, hi), v)
-  end
-  return v
+  local n, want = options.check_integer(v, lo, hi)
+  if not n then return bad(name, want, v) end
+  return n
+end
+
+local REDIS_ADDRESS = "address (host:port or unix:/path)"
+
+local function redis_host(host)
+  if type(host) ~= "string" or host == "" then return nil, "host name, address or unix:/path" end
+  if options.unix_path(host) then return options.check_socket_path(host) end
+  return true
 end
 
 --- "host:port", "[v6]:port", "unix:/path" or a table -> { host=, port=, timeout= }.
+-- Host names are fine here: hiredis resolves them.
 function config.redis_address(v, timeout)
   if type(v) == "table" then
-    local t = { host = v.host or "127.0.0.1", port = v.port or 6379, timeout = v.timeout or timeout }
-    if type(t.host) ~= "string" or type(t.port) ~= "number" then return bad("redis", "{ host = string, port = number }", v) end
-    t.timeout = filter.seconds(t.timeout)
-    if not t.timeout or t.timeout <= 0 then return bad("redis.timeout", "positive number of seconds", v.timeout) end
+    local t = { host = v.host or "127.0.0.1", port = v.port or 6379 }
+    local ok, what = redis_host(t.host)
+    if not ok then return bad("redis.host", what, t.host) end
+    local err
+    t.port, err = integer("redis.port", t.port, 1, 65535)
+    if not t.port then return nil, err end
+    t.timeout, err = seconds("redis.timeout", v.timeout or timeout)
+    if not t.timeout then return nil, err end
     return t
   end
-  if type(v) ~= "string" or v == "" then return bad("redis", "address (host:port or unix:/path)", v) end
-  if v:match("^unix:") or v:match("^/") then return { host = v, timeout = timeout } end
+  if type(v) ~= "string" or v == "" then return bad("redis", REDIS_ADDRESS, v) end
+  if options.unix_path(v) then
+    local ok, what = redis_host(v)
+    if not ok then return bad("redis", "UNIX socket path", what) end
+    return { host = v, timeout = timeout }
+  end
   local host, port = v:match("^%[(.+)%]:(%d+)$")
   if not host then host, port = v:match("^([^:]+):(%d+)$") end
   if not host then host, port = v:match("^([^:]+)$"), "6379" end
   port = tonumber(port)
   if not host or not port or port < 1 or port > 65535 then
-    return bad("redis", "address (host:port or unix:/path)", v)
+    return bad("redis", REDIS_ADDRESS, v)
   end
   return { host = host, port = port, timeout = timeout }
 end
@@ -112,7 +147,11 @@ function config.split(opts)
     if d[k] == nil then d[k] = v end
   end
   local err
-  if type(d.listen) ~= "string" or d.listen == "" then return bad("listen", "address (host:port or unix:/path)", d.listen) end
+  local lok, lwhat = options.check_address(d.listen)
+  if not lok then
+    return nil, string.format("p0f-policyd: bad option 'listen': address (host:port or unix:/path) expected, got %s: %s",
+      options.describe(d.listen), lwhat)
+  end
   d.listen_mode, err = integer("listen_mode", d.listen_mode, 0, 4095)
   if not d.listen_mode then return nil, err end
   d.redis_timeout, err = seconds("redis_timeout", d.redis_timeout)
@@ -126,12 +165,11 @@ function config.split(opts)
     return nil, "p0f-policyd: bad option 'publish': needs 'redis' (where to publish)"
   end
   if d.log ~= "stderr" and d.log ~= "syslog" then return bad("log", '"stderr" or "syslog"', d.log) end
-  if not require("p0f.log").LEVELS[d.log_level] then
-    return bad("log_level", "err, warning, notice, info or debug", d.log_level)
+  if not plog.LEVELS[d.log_level] then
+    return bad("log_level", plog.LEVEL_NAMES, d.log_level)
   end
-  if type(d.syslog_facility) ~= "string" or not (d.syslog_facility:match("^local[0-7]$")
-      or d.syslog_facility == "mail" or d.syslog_facility == "daemon" or d.syslog_facility == "user") then
-    return bad("syslog_facility", "mail, daemon, user or local0..local7", d.syslog_facility)
+  if not plog.FACILITIES[d.syslog_facility] then
+    return bad("syslog_facility", plog.FACILITY_NAMES, d.syslog_facility)
   end
   for _, name in ipairs({ "request_timeout", "idle_timeout", "shutdown_timeout" }) do
     d[name], err = seconds(name, d[name])

@@ -18,7 +18,7 @@
 -- (one byte per write), delay, half (half the bytes, then close).
 -- The server runs in its own process (the p0f-fake program), so it keeps
 -- answering while the test blocks in a query.
-local core = require("p0f.core")
+local p0f = require("p0f")
 
 local fake = {}
 local Server = {}
@@ -53,7 +53,7 @@ local function tohex(s)
 end
 
 local function reply_bytes(rule, v2)
-  local encode = v2 and core.v2_encode_response or core.encode_response
+  local encode = v2 and p0f.v2.encode_response or p0f.encode_response
   if rule.bytes then return rule.bytes end
   if rule.reply then return encode(rule.reply) end
   return encode(rule)

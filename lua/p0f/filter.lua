@@ -44,12 +44,15 @@
 -- ("link=unknown" when empty) and "distance=<n>" ("distance=unknown").
 -- reject/defer items: a "/regex/" is searched in the OS string, a phrase
 -- must equal it; both ignore case (qpsmtpd's p0f_blocked_operating_systems).
-local core = require("p0f.core")
+local p0f = require("p0f")
+local options = require("p0f.options")
 
 local filter = {}
 
 filter.HEADER_MAX = 256          -- bytes of a header value, after sanitising
 filter.FAIL_OPTION_MAX = 128     -- bytes of the reason carried by symbol_fail
+filter.CACHE_SIZE_MAX = 10000000 -- LRU entries (about 400 bytes each)
+local SCORE_MAX = 1e9            -- a pattern's score: finite, nothing NaN or huge
 
 local DEFAULTS = {
   socket = "/var/run/p0f.sock",
@@ -144,36 +147,14 @@ local function bad(name, what, got)
   return string.format("p0f: bad option '%s': %s expected, got %s", name, what, got)
 end
 
-local function describe(v)
-  local t = type(v)
-  if t == "string" then return string.format("string %q", v) end
-  if t == "number" or t == "boolean" then return t .. " " .. tostring(v) end
-  return t
-end
+local describe = options.describe
 
-local TIME_UNITS = { ms = 0.001, s = 1, sec = 1, m = 60, min = 60, h = 3600, d = 86400 }
-
---- Seconds from a number or an rspamd-style time string ("5", "5s",
--- "500ms", "1.5min", "2h"). rspamd's UCL hands `timeout = 5s;` to Lua as a
--- number, a quoted "5s" as a string: both are accepted.
-function filter.seconds(v)
-  if type(v) == "number" then return v end
-  if type(v) ~= "string" then return nil end
-  local num, unit = v:match("^%s*([%d%.]+)%s*(%a*)%s*$")
-  num = tonumber(num)
-  if not num then return nil end
-  if unit == "" then return num end
-  local mul = TIME_UNITS[unit:lower()]
-  return mul and num * mul or nil
-end
+--- Seconds from a number or an rspamd-style time string (see p0f.options).
+filter.seconds = options.seconds
 
 local function check_seconds(opts, name, allow_zero)
-  local v = opts[name]
-  local s = filter.seconds(v)
-  if not s or s ~= s or s == math.huge or s < 0 or (s == 0 and not allow_zero) then
-    return nil, bad(name, (allow_zero and "non-negative" or "positive")
-      .. " number of seconds", describe(v))
-  end
+  local s, want = options.check_seconds(opts[name], allow_zero)
+  if not s then return nil, bad(name, want, describe(opts[name])) end
   opts[name] = s
   return true
 end
@@ -240,8 +221,9 @@ local function check_patterns(opts, regex)
     if type(spec.pattern) ~= "string" or spec.pattern == "" then
       return nil, bad(where .. ".pattern", "regex string", describe(spec.pattern))
     end
-    if spec.score ~= nil and (type(spec.score) ~= "number" or spec.score ~= spec.score) then
-      return nil, bad(where .. ".score", "number", describe(spec.score))
+    local score = spec.score
+    if score ~= nil and (type(score) ~= "number" or not (score >= -SCORE_MAX and score <= SCORE_MAX)) then
+      return nil, bad(where .. ".score", "finite number", describe(score))
     end
     local field = spec.field or "any"
     if not FIELDS[field] then
@@ -285,10 +267,16 @@ local function check_os_list(opts, name, regex)
 end
 
 local function check_cache_size(opts)
-  local v = opts.cache_size
-  if type(v) ~= "number" or v < 0 or v % 1 ~= 0 then
-    return nil, bad("cache_size", "non-negative integer", describe(v))
-  end
+  local ok, want = options.check_integer(opts.cache_size, 0, filter.CACHE_SIZE_MAX)
+  if not ok then return nil, bad("cache_size", want, describe(opts.cache_size)) end
+  return true
+end
+
+local function check_socket(opts)
+  local ok, err = check_string(opts, "socket")
+  if not ok then return nil, err end
+  local okp, what = options.check_socket_path(opts.socket)
+  if not okp then return nil, bad("socket", "UNIX socket path", what) end
   return true
 end
 
@@ -310,7 +298,7 @@ end
 -- returns the compiled matchers or nil and the first error.
 local function validate(o, regex)
   local steps = {
-    { check_string, "socket" },
+    { check_socket },
     { check_seconds, "timeout" },
     { check_symbol, "symbol" },
     { check_symbol, "symbol_fail" },
@@ -398,7 +386,7 @@ function Filter:skip(ctx)
     return "authenticated sender"
   end
   if type(ctx.ip) ~= "string" then return "not an IP address" end
-  local addr, family, scope = core.normalize(ctx.ip)
+  local addr, family, scope = p0f.normalize(ctx.ip)
   if not addr then return "not an IP address" end
   if self.opts.skip_local and SKIP_SCOPE[scope] then return SKIP_SCOPE[scope] end
   return nil, addr, family
@@ -451,7 +439,8 @@ function Filter:verdict(result, ctx)
   if status == "nomatch" then
     return { status = "nomatch", symbols = {}, fields = {} }
   elseif status == "badquery" then
-    local v = fail_verdict(self, "p0f rejected the query as bad")
+    -- named like every other failure: p0f found the query invalid
+    local v = fail_verdict(self, "p0f rejected the query as bad (EINVAL)")
     v.status = "badquery"
     return v
   elseif status ~= "ok" then

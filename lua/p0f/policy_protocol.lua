@@ -70,6 +70,10 @@ function Parser:feed(data, emit)
     if not nl then break end
     if self.skipping then
       self.skipping = false -- the tail of the over-long line ends here
+    elseif nl - pos > self.max_line then
+      -- the same limit whether a long line comes in pieces or in one read
+      self.started = true
+      self:_note("line too long")
     else
       local line = buf:sub(pos, nl - 1)
       if line:byte(-1) == 13 then line = line:sub(1, -2) end -- tolerate CRLF

@@ -28,6 +28,26 @@ local OUT_MAX = 256 * 1024 -- a peer that does not read its answers is dropped
 local Server = {}
 Server.__index = Server
 
+--- fn wrapped for the loop: an error in it goes to the log, not to the
+-- loop's stderr reporter (stderr is not where a daemon's log is).
+function Server:_guard(what, fn)
+  local log = self.log
+  return function(...)
+    local ok, err = pcall(fn, ...)
+    if not ok then log:err("in a %s callback: %s", what, tostring(err)) end
+  end
+end
+
+-- How the shutdown_timeout is spent: answering what is in flight, then
+-- closing the p0f client, which waits up to its `drain` for the replies p0f
+-- still owes (closing before they arrive could kill p0f). Together they
+-- take at most shutdown_timeout.
+local DRAIN_MAX = 1
+function policyd.shutdown_budget(shutdown_timeout)
+  local drain = math.min(DRAIN_MAX, shutdown_timeout / 2)
+  return shutdown_timeout - drain, drain
+end
+
 --- policyd.new(opts [, env]) -> server | nil, err. opts: the configuration
 -- table (server and filter options together). env.loop, env.log: injected.
 -- env.baseline: answer DUNNO to everything without looking anything up (the
@@ -66,14 +86,15 @@ end
 function Server:_redis_call()
   local redis = self.redis
   return function(args, cb)
-    redis:command(args, function(err, reply) cb(err, reply) end)
+    redis:command(args, self:_guard("redis", function(err, reply) cb(err, reply) end))
   end
 end
 
 function Server:_open_backends()
   local fo = self.filter.opts
+  local _, drain = policyd.shutdown_budget(self.d.shutdown_timeout)
   local client, err, code = self.loop:client{
-    socket = fo.socket, timeout = fo.timeout,
+    socket = fo.socket, timeout = fo.timeout, drain = drain,
     on_error = function(msg) self.log:err("in a lookup callback: %s", tostring(msg)) end,
   }
   if not client then return nil, string.format("p0f client for %s: %s (%s)", fo.socket, err, code) end
@@ -97,18 +118,25 @@ function Server:_settle(addr, result, err, code)
   for i = 1, #cbs do cbs[i](result, err, code) end
 end
 
+-- Keep a p0f answer: the LRU, and Redis when publishing. Whatever goes
+-- wrong here is logged; it must never cost the waiting requests their answer.
+function Server:_remember(addr, result)
+  local ok, err = pcall(function()
+    local raw = p0f.encode_response(result)
+    if self.lru then self.lru:put(addr, raw, result.status) end
+    if self.d.publish and result.status == "ok" then
+      self.shared:put(addr, raw, result.status, function(put_ok, perr)
+        if not put_ok and perr then self.log:warning("%s: publishing to redis failed: %s", addr, perr) end
+      end)
+    end
+  end)
+  if not ok then self.log:err("%s: caching the answer failed: %s", addr, tostring(err)) end
+end
+
 function Server:_ask_p0f(addr)
   self.stats.lookups = self.stats.lookups + 1
   local h, err, code = self.client:query(addr, function(result, qerr, qcode)
-    if result then
-      local raw = p0f.encode_response(result)
-      if self.lru then self.lru:put(addr, raw, result.status) end
-      if self.d.publish and result.status == "ok" then
-        self.shared:put(addr, raw, result.status, function(ok, perr)
-          if not ok and perr then self.log:warning("%s: publishing to redis failed: %s", addr, perr) end
-        end)
-      end
-    end
+    if result then self:_remember(addr, result) end
     self:_settle(addr, result, qerr, qcode)
   end)
   if not h then self:_settle(addr, nil, err, code) end
@@ -265,30 +293,34 @@ function Server:_accept(conn, peer)
     parser = protocol.parser{ max_line = self.d.max_line, max_attrs = self.d.max_attrs },
     slots = {}, head = 1, tail = 1,
   }
-  local function on_request(attrs, problem) self:_request(cs, attrs, problem) end
-  cs.timer = self.loop:timer(self.d.idle_timeout, function()
+  local function on_request(attrs, problem)
+    if not cs.dead then self:_request(cs, attrs, problem) end
+  end
+  cs.timer = self.loop:timer(self.d.idle_timeout, self:_guard("timer", function()
     if cs.parser:partial() then
       self:_drop(cs, string.format("request not finished within %gs", self.d.request_timeout))
     else
       self.log:debug("connection from %s idle for %gs; closing it", peer, self.d.idle_timeout)
       self:_drop(cs)
     end
-  end)
+  end))
   self.conns[conn] = cs
   self.nconns = self.nconns + 1
-  conn:start(function(_, data)
+  conn:start(self:_guard("read", function(_, data)
     if cs.dead then return end
     local was_partial = cs.parser:partial()
     cs.parser:feed(data, on_request)
+    -- An answer may have dropped the connection (a peer not reading them).
+    if cs.dead then return end
     -- The request deadline runs from a request's first byte, not its last.
     if not (was_partial and cs.parser:partial()) then self:_arm(cs) end
-  end, function()
+  end), self:_guard("close", function()
     if cs.dead then return end
     cs.dead = true
     cs.timer:close()
     self.conns[conn] = nil
     self.nconns = self.nconns - 1
-  end)
+  end))
 end
 
 -- ---- life cycle ------------------------------------------------------------------
@@ -298,7 +330,8 @@ function Server:start()
     local ok, err = self:_open_backends()
     if not ok then return nil, err end
   end
-  local listener, err = self.loop:listen(self.d.listen, function(conn, peer) self:_accept(conn, peer) end,
+  local listener, err = self.loop:listen(self.d.listen,
+    self:_guard("accept", function(conn, peer) self:_accept(conn, peer) end),
     { mode = self.d.listen_mode })
   if not listener then return nil, err end
   self.listener = listener
@@ -324,7 +357,8 @@ function Server:shutdown(why)
   self.log:notice("shutting down%s: %d connections, %d requests in flight",
     why and (" (" .. why .. ")") or "", self.nconns, self.inflight)
   if self.listener then self.listener:close() end
-  self.grace = self.loop:timer(self.d.shutdown_timeout, function() self:_finish() end)
+  local grace = policyd.shutdown_budget(self.d.shutdown_timeout)
+  self.grace = self.loop:timer(grace, self:_guard("timer", function() self:_finish() end))
   self:_maybe_finish()
 end
 
@@ -351,9 +385,9 @@ end
 function Server:handle_signals()
   self.signals = {}
   for _, name in ipairs({ "TERM", "INT" }) do
-    self.signals[#self.signals + 1] = self.loop:signal(name, function()
+    self.signals[#self.signals + 1] = self.loop:signal(name, self:_guard("signal", function()
       self:shutdown("SIG" .. name)
-    end)
+    end))
   end
 end
 

@@ -27,19 +27,42 @@ M.GROUP = "p0f"
 -- Options of the plugin file, not of the filter.
 M.PLUGIN_KEYS = { lua_path = true, lua_cpath = true }
 
+--- Whether a process listens on the UNIX socket at `path` (Linux: a line of
+-- /proc/net/unix with the listening flag __SO_ACCEPTCON, 0x10000). nil when
+-- it cannot be told.
+function M.listening(path, proc_file)
+  local f = io.open(proc_file or "/proc/net/unix", "rb")
+  if not f then return nil end
+  local found = false
+  for line in f:lines() do
+    -- Num: RefCount Protocol Flags Type St Inode Path
+    local flags, p = line:match("^%x+: %x+ %x+ (%x+) %x+ %x+ %d+ (.+)$")
+    if p == path and math.floor(tonumber(flags, 16) / 0x10000) % 2 == 1 then
+      found = true
+      break
+    end
+  end
+  f:close()
+  return found
+end
+
 --- rspamd's tcp error texts -> the error names the rest of the project uses.
--- rspamd says only "cannot connect" when connect() fails; a missing socket
--- file (p0f not running, or without -s) is told apart by looking at the path.
+-- When connect() fails rspamd says only "cannot connect" (the errno goes to
+-- its own log), so the socket path is looked at: no file is ENOENT (p0f not
+-- running, or without -s); a file nobody listens on is ECONNREFUSED (p0f
+-- gone); a listener is there, so its queue is full: EAGAIN (p0f up, busy).
 function M.error_code(message, socket)
   local m = tostring(message or ""):lower()
   if socket and m:find("cannot connect", 1, true) then
     local f, err = io.open(socket, "rb")
     if f then f:close() end
     if not f and tostring(err):lower():find("no such file", 1, true) then return "ENOENT" end
+    if M.listening(socket) then return "EAGAIN" end
   end
   if m:find("timeout", 1, true) or m:find("timed out", 1, true) then return "ETIMEDOUT" end
   if m:find("no such file", 1, true) then return "ENOENT" end
   if m:find("permission denied", 1, true) then return "EACCES" end
+  if m:find("resource temporarily unavailable", 1, true) then return "EAGAIN" end
   if m:find("refused", 1, true) or m:find("cannot connect", 1, true) then
     return "ECONNREFUSED"
   end
@@ -48,6 +71,23 @@ function M.error_code(message, socket)
     return "ECONNRESET"
   end
   return "EIO"
+end
+
+-- What a failed connect means, for the failure text.
+local CONNECT_MEANS = {
+  ENOENT = "no socket file: p0f not running, or without -s",
+  ECONNREFUSED = "nobody listens: p0f not running",
+  EAGAIN = "p0f is up but its listen queue is full (busy)",
+}
+
+--- The failure text and code of an rspamd tcp error.
+function M.tcp_failure(message, socket)
+  local code = M.error_code(message, socket)
+  local text = "p0f: " .. tostring(message)
+  if CONNECT_MEANS[code] and tostring(message):lower():find("cannot connect", 1, true) then
+    text = text .. ": " .. CONNECT_MEANS[code]
+  end
+  return text, code
 end
 
 --- The host's services, looked up lazily so this file loads outside rspamd
@@ -192,9 +232,7 @@ function Lookup:ask_p0f()
   local on_data
   local function read_more(err, data, conn)
     if self.done then return end
-    if err then
-      return self:fail("p0f: " .. tostring(err), M.error_code(err, self.plugin.socket))
-    end
+    if err then return self:fail(M.tcp_failure(err, self.plugin.socket)) end
     if data then
       local s = tostring(data)
       if #s > 0 then
@@ -223,8 +261,7 @@ function Lookup:ask_p0f()
     callback = on_data,
   })
   if not ok and not self.done then
-    self:fail("p0f: cannot connect to " .. self.plugin.socket,
-      M.error_code("cannot connect", self.plugin.socket))
+    self:fail(M.tcp_failure("cannot connect to " .. self.plugin.socket, self.plugin.socket))
   end
 end
 
@@ -269,39 +306,37 @@ function M.split_options(section)
   return fopts, popts
 end
 
---- Register the plugin. cfg: rspamd_config; section: the module's options
--- (rspamd_config:get_all_opt(name)); name: the module name. Returns the
--- plugin state, or nil and an error (the caller disables the module).
-function M.register(cfg, section, name, env)
-  local R = rspamd_env(env)
-  name = name or "p0f_fingerprint"
-  local fopts = M.split_options(section)
-  local f, err = filter.new(fopts, { regex = M.regex })
+-- Redis servers from this section, else from the global `redis` section;
+-- nil without any. lua_redis hands out one cached table per server set,
+-- shared with other modules: our timeout goes into a copy.
+local function redis_params(R, name, opts)
+  local shared = R.lua_redis.parse_redis_server(name)
+  if not shared then return nil end
+  local params = {}
+  for k, v in pairs(shared) do params[k] = v end
+  -- The deadline covers the cache as well as p0f: a slow Redis may take
+  -- half of it, p0f keeps the rest.
+  if not params.timeout or params.timeout > opts.timeout / 2 then
+    params.timeout = opts.timeout / 2
+  end
+  R.lua_redis.register_prefix(opts.prefix .. "*", name, "p0f fingerprint cache",
+    { type = "string" })
+  return params
+end
+
+--- The plugin's state: validated options, its LRU, where to ask.
+-- nil, err for bad options.
+function M.new_plugin(R, cfg, section, name)
+  local f, err = filter.new(M.split_options(section), { regex = M.regex })
   if not f then return nil, err end
   local opts = f.opts
-
   local plugin = {
     name = name,
     f = f,
     lru = cache.lru({ size = opts.cache_size, expire = opts.expire,
                       nomatch_expire = opts.nomatch_expire }),
+    redis_params = redis_params(R, name, opts),
   }
-  -- Redis servers from this section, else from the global `redis` section.
-  local shared = R.lua_redis.parse_redis_server(name)
-  if shared then
-    -- lua_redis hands out one cached table per server set, shared with other
-    -- modules: our timeout goes into a copy.
-    local redis_params = {}
-    for k, v in pairs(shared) do redis_params[k] = v end
-    -- The deadline covers the cache as well as p0f: a slow Redis may take
-    -- half of it, p0f keeps the rest.
-    if not redis_params.timeout or redis_params.timeout > opts.timeout / 2 then
-      redis_params.timeout = opts.timeout / 2
-    end
-    plugin.redis_params = redis_params
-    R.lua_redis.register_prefix(opts.prefix .. "*", name, "p0f fingerprint cache",
-      { type = "string" })
-  end
   -- No socket but Redis: another machine's p0f publishes, this one reads.
   -- No socket and no Redis: the default socket.
   if (section and section.socket ~= nil) or not plugin.redis_params then
@@ -309,8 +344,14 @@ function M.register(cfg, section, name, env)
   else
     R.logger.infox(cfg, "%s: no socket configured: reading fingerprints from Redis only", name)
   end
+  return plugin
+end
 
-  local function check(task)
+--- The prefilter's callback: skip the senders not to look up, start a
+-- Lookup for the others; a bug of ours fails open.
+function M.checker(R, plugin)
+  local f, name, opts = plugin.f, plugin.name, plugin.f.opts
+  return function(task)
     local ip = task:get_from_ip()
     if not (ip and ip:is_valid()) then return end
     local ctx = { ip = ip:to_string(), user = task:get_user() }
@@ -335,11 +376,16 @@ function M.register(cfg, section, name, env)
       if not st.done then st:fail("internal error", "EIO") end
     end
   end
+end
 
+--- The prefilter symbol and, under it, the virtual symbols the verdicts
+-- insert. Returns the prefilter's id.
+function M.register_symbols(cfg, R, plugin, callback)
+  local opts = plugin.f.opts
   local id = cfg:register_symbol({
     name = M.CHECK_SYMBOL,
     type = "prefilter",
-    callback = check,
+    callback = callback,
     priority = R.lua_util.symbols_priorities and R.lua_util.symbols_priorities.medium or nil,
     flags = "empty,nostat",
     group = M.GROUP,
@@ -357,7 +403,18 @@ function M.register(cfg, section, name, env)
     local score = type(spec) == "table" and spec.score or nil
     virtual(sym, score, "p0f pattern")
   end
-  plugin.id = id
+  return id
+end
+
+--- Register the plugin. cfg: rspamd_config; section: the module's options
+-- (rspamd_config:get_all_opt(name)); name: the module name. Returns the
+-- plugin state, or nil and an error (the caller disables the module).
+function M.register(cfg, section, name, env)
+  local R = rspamd_env(env)
+  name = name or "p0f_fingerprint"
+  local plugin, err = M.new_plugin(R, cfg, section, name)
+  if not plugin then return nil, err end
+  plugin.id = M.register_symbols(cfg, R, plugin, M.checker(R, plugin))
   return plugin
 end
 

@@ -1,8 +1,8 @@
 /*
  * Unit tests of the pure codec (src/p0f_codec.c), without Lua.
  *
- * Reply vectors are built byte by byte at the offsets of the protocol notes
- * (api.h), never with p0f_response_encode: a test that encodes with the code
+ * Reply vectors are built byte by byte at the offsets of p0f's api.h
+ * (struct p0f_api_response), never with p0f_response_encode: a test that encodes with the code
  * under test would only prove that the encoder and decoder agree with each
  * other, not with p0f. Integers go in with memcpy in host order, as the
  * daemon writes them.
@@ -297,7 +297,7 @@ static void test_scope(void)
 /* A 32-character value: the wire form carries no terminator for it. */
 #define FULL32 "10.9 or newer (sometimes iPhone "
 
-/* An ok reply with every field distinct, laid out from the protocol notes. */
+/* An ok reply with every field distinct, laid out as p0f's api.h says. */
 static void make_reply(uint8_t *b, uint32_t status)
 {
 	memset(b, 0, P0F_RESP_LEN);

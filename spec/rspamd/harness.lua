@@ -4,7 +4,7 @@
 -- the p0f rock taken from the source tree and the LuaJIT build.
 -- Stopped by the PID it was started with.
 local support = require("support")
-local json = require("rspamd.json")
+local json = require("cjson.safe")
 
 local H = {}
 
