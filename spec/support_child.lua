@@ -80,7 +80,7 @@ function M.survives(source, vars, limit)
 end
 
 --- Turn `loop` until fn() is truthy, for at most `seconds` (a ticking timer
--- makes each run_once return). Returns fn()'s value, or nil if it never came.
+-- makes each run_once return). Returns whether it came.
 function M.pump(loop, fn, seconds)
   local tick = loop:timer(0.01, function() end, 0.01)
   local v = fn()
@@ -90,7 +90,7 @@ function M.pump(loop, fn, seconds)
     v = fn()
   end
   tick:close()
-  return v
+  return v ~= nil and v ~= false
 end
 
 --- A child script's preamble for the loop specs: the module, a loop, and a
