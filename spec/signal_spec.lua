@@ -47,7 +47,7 @@ function TestSignal.test_nan_signal_number_raises()
     local d = p0f.loop("default")
     local ok, err = pcall(d.signal, d, 0 / 0, function() end)
     print("ok=" .. tostring(ok), "err=" .. tostring(err))
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.out, "ok=false")
   lu.assertStrContains(r.out, "signal number expected")
 end
@@ -57,7 +57,7 @@ function TestSignal.test_on_a_closed_loop_raises()
     local d = p0f.loop("default")
     d:close()
     print(select(2, pcall(d.signal, d, "USR1", function() end)))
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.out, "closed p0f loop")
 end
 
@@ -85,7 +85,7 @@ function TestSignal.test_delivered_with_the_watcher_and_signum()
     d:timer(0, function() raise("USR1") end)
     d:run()
     print("same=" .. tostring(got[1] == s), "signum=" .. tostring(got[2]), "n=" .. #got)
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.out, "same=true")
   lu.assertStrContains(r.out, "signum=10")
   lu.assertNotStrContains(r.out, "guard fired")
@@ -107,7 +107,7 @@ function TestSignal.test_error_in_callback_is_reported_and_the_loop_goes_on()
     d:timer(0.1, function() raise("USR2") end)
     d:run()
     print("n=" .. n)
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.err, "boom from a signal")
   lu.assertStrContains(r.out, "n=2")
 end
@@ -124,7 +124,7 @@ function TestSignal.test_stopped_watcher_gets_nothing_more()
     d:timer(0, function() raise("USR1") end)
     d:run()
     print("n=" .. n, "k=" .. k)
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.out, "n=0")
   lu.assertStrContains(r.out, "k=1")
 end
@@ -140,7 +140,7 @@ function TestSignal.test_collected_while_watching_still_delivers()
     d:timer(0, function() raise("USR2") end)
     d:run()
     print("n=" .. n)
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.out, "n=1")
 end
 
@@ -163,7 +163,7 @@ function TestSignal.test_close_inside_its_own_callback_then_collected()
     d:run()
     collectgarbage()
     print("n=" .. n)
-  ]])
+  ]], nil, nil, true) -- the default loop: see support_child.survives
   lu.assertStrContains(r.out, "n=1")
 end
 

@@ -10,13 +10,7 @@ local support = require("support")
 
 local M = {}
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("policyd_support").read
 
 local function literal(v)
   if type(v) == "string" then return string.format("%q", v) end
@@ -69,8 +63,13 @@ end
 
 --- Run `source` in a child and assert it got to its end: exit 0, the last
 -- line reached, no sanitizer report. Returns the result for more checks.
-function M.survives(source, vars, limit)
-  local r = M.run(source .. "\nio.stdout:write('child reached its end\\n')\n", vars, limit)
+-- With `exit_now`, the child leaves by os.exit(0) without closing its Lua
+-- state: for tests on the default loop, which is process-wide and whose
+-- memory LeakSanitizer reports once closing the state unloads libev (that
+-- is tested once, in loop_spec).
+function M.survives(source, vars, limit, exit_now)
+  local tail = "\nio.stdout:write('child reached its end\\n')\n" .. (exit_now and "os.exit(0)\n" or "")
+  local r = M.run(source .. tail, vars, limit)
   local report = sanitizer_report(r.err)
   local why = M.describe(r.status) .. "; stderr: " .. r.err:sub(1, 1500)
   lu.assertNil(report, why)
