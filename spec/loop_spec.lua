@@ -125,6 +125,7 @@ function TestLoop.test_close_inside_a_loop_client_callback()
     c:query("192.0.2.1", function() loop:close() collectgarbage() end)
     c:query("192.0.2.2", function() end)
     c:query("203.0.113.7", function() end) -- never answered
+    loop:timer(10, function() end) -- keeps it running: only the close ends it
     loop:run()
   ]] .. CLOSED_CHECK, { SOCK = srv.socket }))
 end
