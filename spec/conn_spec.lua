@@ -3,22 +3,18 @@
 -- while open. Risky cases run in a child interpreter.
 local lu = require("luaunit")
 local p0f = require("p0f")
-local socket = require("socket")
 local child = require("support_child")
 
 -- A server-side conn on `loop` and the LuaSocket client at its other end.
 -- The snippet is also the preamble of the child scripts below.
-local PAIR = [[
-local socket = require("socket")
+local PAIR = child.CONNECT .. [[
 local function pair(loop, on_read, on_close)
   local conn
   local l = assert(loop:listen("127.0.0.1:0", function(c)
     conn = c
     c:start(on_read, on_close)
   end))
-  local client = assert(socket.tcp())
-  client:settimeout(5)
-  assert(client:connect("127.0.0.1", l:port()))
+  local client = connect(l:port())
   for _ = 1, 500 do
     if conn then break end
     loop:run_nowait()
@@ -120,9 +116,7 @@ end
 function TestConn:test_accepted_but_not_started_is_closed()
   local got
   local l = assert(self.loop:listen("127.0.0.1:0", function(c) got = c end))
-  local client = assert(socket.tcp())
-  client:settimeout(5)
-  assert(client:connect("127.0.0.1", l:port()))
+  local client = child.connect(l:port())
   lu.assertTrue(child.pump(self.loop, function() return got end, 10))
   lu.assertTrue(got:closed())
   lu.assertErrorMsgContains("closed connection", got.start, got, function() end)

@@ -7,12 +7,7 @@ local socket = require("socket")
 local support = require("support")
 local child = require("support_child")
 
-local function connect(port)
-  local c = assert(socket.tcp())
-  c:settimeout(5)
-  assert(c:connect("127.0.0.1", port))
-  return c
-end
+local connect = child.connect
 
 TestListener = {}
 
@@ -115,15 +110,7 @@ end
 
 -- ---- in a child: callbacks that raise, close, or find the listener collected --
 
-local CONNECT = [[
-local socket = require("socket")
-local function connect(port)
-  local c = assert(socket.tcp())
-  c:settimeout(5)
-  assert(c:connect("127.0.0.1", port))
-  return c
-end
-]]
+local CONNECT = child.CONNECT
 
 function TestListener.test_error_in_accept_callback_is_reported_and_it_goes_on()
   local r = child.survives(child.PRELUDE .. CONNECT .. [[

@@ -131,15 +131,12 @@ function TestLoop.test_close_inside_a_loop_client_callback()
 end
 
 function TestLoop.test_close_inside_a_conn_callback()
-  assert_closed_cleanly(child.survives(child.PRELUDE .. [[
-    local socket = require("socket")
+  assert_closed_cleanly(child.survives(child.PRELUDE .. child.CONNECT .. [[
     local loop = p0f.loop()
     local l = loop:listen("127.0.0.1:0", function(conn)
       conn:start(function(c) c:write("x") loop:close() collectgarbage() end)
     end)
-    local client = assert(socket.tcp())
-    client:settimeout(5)
-    assert(client:connect("127.0.0.1", l:port()))
+    local client = connect(l:port())
     client:send("hello")
     loop:timer(10, function() end) -- keeps it running: only the close ends it
     loop:run()
@@ -147,8 +144,7 @@ function TestLoop.test_close_inside_a_conn_callback()
 end
 
 function TestLoop.test_close_inside_a_listener_callback()
-  assert_closed_cleanly(child.survives(child.PRELUDE .. [[
-    local socket = require("socket")
+  assert_closed_cleanly(child.survives(child.PRELUDE .. child.CONNECT .. [[
     local loop = p0f.loop()
     local l = loop:listen("127.0.0.1:0", function(conn)
       conn:start(function() end)
@@ -157,9 +153,7 @@ function TestLoop.test_close_inside_a_listener_callback()
     end)
     local clients = {}
     for i = 1, 3 do -- several in one accept burst
-      clients[i] = assert(socket.tcp())
-      clients[i]:settimeout(5)
-      assert(clients[i]:connect("127.0.0.1", l:port()))
+      clients[i] = connect(l:port())
     end
     loop:run()
   ]] .. CLOSED_CHECK))
@@ -184,8 +178,7 @@ end
 -- ---- in a child: objects dropped or left open -----------------------------------
 
 function TestLoop.test_client_collected_in_its_own_callback_after_cancel_of_a_finished_handle()
-  local r = child.survives(child.PRELUDE .. [[
-    local socket = require("socket")
+  local r = child.survives(child.PRELUDE .. child.CONNECT .. [[
     local loop = p0f.loop()
     local c = loop:client{ socket = SOCK }
     local hs, delivered = {}, 0
@@ -223,17 +216,14 @@ end
 
 function TestLoop.test_everything_left_open_at_exit()
   local server = assert(R.start())
-  local ok, err = pcall(child.survives, child.PRELUDE .. [[
-    local socket = require("socket")
+  local ok, err = pcall(child.survives, child.PRELUDE .. child.CONNECT .. [[
     local loop = p0f.loop()
     local t = loop:timer(3600, function() end, 1)
     local c = loop:client{ socket = SOCK }
     c:query("203.0.113.7", function() end)
     local conn
     local l = loop:listen("127.0.0.1:0", function(x) conn = x x:start(function() end) end)
-    local client = assert(socket.tcp())
-    client:settimeout(5)
-    assert(client:connect("127.0.0.1", l:port()))
+    local client = connect(l:port())
     local r = loop:redis{ port = PORT }
     r:command({ "PING" }, function() end)
     for _ = 1, 100 do

@@ -231,66 +231,59 @@ function TestRedisClient.test_close_inside_a_reply_callback_with_others_pending(
   lu.assertStrContains(r.out, "code=ECANCELED")
 end
 
-function TestRedisClient.test_close_inside_the_ETIMEDOUT_callback_of_a_hung_redis()
-  local r = child.survives(CHILD .. [[
+-- A child where `r` talks to a stand-in answering `answer` (a field of
+-- support_fake_redis) with this command `timeout`; `body` sends commands
+-- (done() closes everything), then the loop runs and the callbacks named in
+-- `names` report how often they ran.
+local function against_stand_in(answer, timeout, body, names)
+  return child.survives(CHILD .. string.format([[
     local loop = p0f.loop()
-    local stand = stand_in.start(loop, stand_in.HANG)
-    local r = loop:redis{ port = stand.port, timeout = 0.2 }
-    r:command({ "GET", "k" }, counted("hung", function()
-      r:close()
-      stand.close()
-      collectgarbage()
-    end))
+    local g = guard(loop)
+    local stand = stand_in.start(loop, stand_in.%s)
+    local r = loop:redis{ port = stand.port, timeout = %s }
+    local function done() r:close() stand.close() g:close() end
+  ]], answer, timeout) .. body .. [[
     loop:run()
-    print_calls("hung")
+    print_calls("]] .. table.concat(names, '", "') .. [[")
   ]])
+end
+
+function TestRedisClient.test_close_inside_the_ETIMEDOUT_callback_of_a_hung_redis()
+  local r = against_stand_in("HANG", 0.2, [[
+    r:command({ "GET", "k" }, counted("hung", function() done() collectgarbage() end))
+  ]], { "hung" })
   lu.assertStrContains(r.out, "code=ETIMEDOUT")
   lu.assertStrContains(r.out, "hung called 1 times")
 end
 
 function TestRedisClient.test_close_inside_the_ETIMEDOUT_callback_with_others_pending()
-  local r = child.survives(CHILD .. [[
-    local loop = p0f.loop()
-    local stand = stand_in.start(loop, stand_in.HANG)
-    local r = loop:redis{ port = stand.port, timeout = 0.2 }
-    r:command({ "GET", "a" }, counted("first", function() r:close() stand.close() end))
+  local r = against_stand_in("HANG", 0.2, [[
+    r:command({ "GET", "a" }, counted("first", done))
     r:command({ "GET", "b" }, counted("second"))
     r:command({ "GET", "c" }, counted("third"))
-    loop:run()
-    print_calls("first", "second", "third")
-  ]])
+  ]], { "first", "second", "third" })
   lu.assertStrContains(r.out, "first called 1 times")
   lu.assertStrContains(r.out, "second called 1 times")
   lu.assertStrContains(r.out, "third called 1 times")
 end
 
 function TestRedisClient.test_garbage_answer_is_a_clear_error()
-  local r = child.survives(CHILD .. [[
-    local loop = p0f.loop()
-    local stand = stand_in.start(loop, stand_in.GARBAGE)
-    local r = loop:redis{ port = stand.port, timeout = 2 }
-    r:command({ "GET", "k" }, counted("garbled", function() r:close() stand.close() end))
-    loop:run()
-    print_calls("garbled")
-  ]])
+  local r = against_stand_in("GARBAGE", 2, [[
+    r:command({ "GET", "k" }, counted("garbled", done))
+  ]], { "garbled" })
   lu.assertStrContains(r.out, "garbled called 1 times")
   lu.assertStrMatches(r.out, ".*garbled: err=redis at 127%.0%.0%.1:%d+: [^\n]+ reply=nil code=E%u+\n.*")
 end
 
 function TestRedisClient.test_over_answering_redis_does_not_abort_the_process()
-  local r = child.survives(CHILD .. [[
-    local loop = p0f.loop()
-    local g = guard(loop)
-    local stand = stand_in.start(loop, stand_in.OVER_ANSWER)
-    local r = loop:redis{ port = stand.port, timeout = 0.5 }
+  local r = against_stand_in("OVER_ANSWER", 0.5, [[
     r:command({ "GET", "a" }, counted("first"))
     r:command({ "GET", "b" }, counted("second"))
-    loop:timer(1, function() r:close() stand.close() g:close() end)
-    loop:run()
-    print_calls("first", "second")
-  ]])
+    loop:timer(1, done)
+  ]], { "first", "second" })
   lu.assertStrContains(r.out, "first called 1 times")
   lu.assertStrContains(r.out, "second called 1 times")
+  lu.assertNotStrContains(r.out, "guard fired")
 end
 
 function TestRedisClient.test_close_after_loop_close()

@@ -92,6 +92,19 @@ function M.pump(loop, fn, seconds)
   return v ~= nil and v ~= false
 end
 
+--- Lua source defining connect(port): a LuaSocket TCP client connected to
+-- 127.0.0.1:port (5 s timeout). For child scripts; M.connect is the same here.
+M.CONNECT = [[
+local socket = require("socket")
+local function connect(port)
+  local c = assert(socket.tcp())
+  c:settimeout(5)
+  assert(c:connect("127.0.0.1", port))
+  return c
+end
+]]
+M.connect = assert((loadstring or load)(M.CONNECT .. " return connect"))()
+
 --- A child script's preamble for the loop specs: the module, a loop, and a
 -- guard that stops run() after `seconds` so a lost callback cannot hang it.
 M.PRELUDE = [[
