@@ -248,11 +248,12 @@ function Mux:_accept(conn, peer)
       peer, self.nconns + self.nclosing, self.d.max_clients)
     return
   end
-  local cs = { conn = conn, peer = peer, inbuf = "", slots = {}, head = 1, tail = 1,
-               last_active = self.loop:now() }
+  self.stats.accepted = self.stats.accepted + 1
+  -- A UNIX peer has no address to tell it by: number the connections.
+  local cs = { conn = conn, peer = string.format("#%d (%s)", self.stats.accepted, peer),
+               inbuf = "", slots = {}, head = 1, tail = 1, last_active = self.loop:now() }
   self.conns[conn] = cs
   self.nconns = self.nconns + 1
-  self.stats.accepted = self.stats.accepted + 1
   conn:start(function(_, data) self:_read(cs, data) end, function()
     -- the peer went away (EOF or an error): the conn is already released
     if cs.dead then return end
