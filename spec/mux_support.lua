@@ -8,6 +8,8 @@ local unix = require("socket.unix")
 
 local ms = {}
 
+ms.quote = ps.quote
+
 --- Start p0f-mux with these options (listen: a fresh UNIX socket unless
 -- given). Returns { pid=, sock=, log=, conf= } once it listens, or nil, log.
 function ms.start(opts, args)

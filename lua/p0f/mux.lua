@@ -29,6 +29,7 @@ local mux = {}
 
 local QUERY_SIZE = p0f.QUERY_SIZE
 local LOG_EVERY = 10   -- seconds between two log lines of one cause
+local PIPELINE_SLACK = 4 -- unparsed queries a client may send ahead, times max_pending
 local SWEEP_EVERY = 0.25 -- seconds between checks of deadlines and closing connections
 
 local Mux = {}
@@ -221,9 +222,11 @@ function Mux:_parse(cs)
   if pos > 1 then buf = buf:sub(pos) end
   cs.inbuf = buf
   local rest = #buf
-  if rest >= QUERY_SIZE * max_pending then
+  -- Reading cannot be paused, so what waits unparsed is bounded instead:
+  -- room for PIPELINE_SLACK times max_pending more queries.
+  if rest > QUERY_SIZE * max_pending * PIPELINE_SLACK then
     return self:_drop(cs, string.format("more than %d queries pipelined without reading the replies",
-      2 * max_pending))
+      (PIPELINE_SLACK + 1) * max_pending))
   end
   -- A query cut short must be completed within `timeout`.
   if rest % QUERY_SIZE ~= 0 then
