@@ -209,7 +209,7 @@ function Mux:_parse(cs)
   local max_pending = self.d.max_pending
   cs.parsing = true
   while len - pos + 1 >= QUERY_SIZE and cs.tail - cs.head < max_pending and not cs.dead do
-    local addr = p0f.decode_query(buf:sub(pos, pos + QUERY_SIZE - 1))
+    local addr = p0f.decode_query(len == QUERY_SIZE and buf or buf:sub(pos, pos + QUERY_SIZE - 1))
     pos = pos + QUERY_SIZE
     if not addr then
       cs.parsing = false
@@ -238,7 +238,7 @@ end
 
 function Mux:_read(cs, data)
   if cs.dead or self.stopping then return end -- stopping: what is already in is answered
-  cs.last_active = self.loop:now()
+  if self.d.idle_timeout > 0 then cs.last_active = self.loop:now() end
   if cs.inbuf == "" then cs.inbuf = data else cs.inbuf = cs.inbuf .. data end
   if not cs.parsing then self:_parse(cs) end
 end
