@@ -25,10 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QLEN 21
-#define RLEN 232
-#define QMAGIC 0x50304601u
-#define RMAGIC 0x50304602u
+#include "ref_wire.h"
+
 #define MAXADDR 64
 #define MAXCONN 4096
 
@@ -44,30 +42,6 @@ static uint8_t queries[MAXADDR][QLEN];
 static int naddr;
 static struct conn conns[MAXCONN];
 static struct pollfd pfd[MAXCONN];
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int build_query(const char *text, uint8_t q[QLEN])
-{
-	uint32_t magic = QMAGIC;
-
-	memset(q, 0, QLEN);
-	memcpy(q, &magic, 4);
-	if (inet_pton(AF_INET, text, q + 5) == 1) {
-		q[4] = 4;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, text, q + 5) == 1) {
-		q[4] = 6;
-		return 0;
-	}
-	return -1;
-}
 
 /* A nonblocking connection, or -1 when connect() fails (backlog full). */
 static int connect_to(const char *path)

@@ -173,9 +173,7 @@ function TestProtocol:test_client_leaving_early_harms_nobody()
   c:close() -- before the answers
   socket.sleep(0.4)
   lu.assertTrue(ms.alive(self.mux))
-  local c2 = ms.connect(self.mux.sock)
-  lu.assertEquals(ms.ask(c2, "192.0.2.4").os_name, "192.0.2.4")
-  c2:close()
+  lu.assertEquals(ms.ask_once(self.mux.sock, "192.0.2.4").os_name, "192.0.2.4")
 end
 
 -- ---- p0f failing ----------------------------------------------------------------
@@ -201,12 +199,7 @@ function TestProtocol:test_p0f_hung_closes_waiting_clients_within_the_timeout()
   local sock = self.fake.socket
   self.fake:stop()
   self.fake = fake.start{ rules = RULES, socket = sock }
-  local r = support.wait_until(function()
-    local c3 = ms.connect(self.mux.sock)
-    local res = ms.ask(c3, "192.0.2.8")
-    c3:close()
-    return res
-  end, 50, 0.1)
+  local r = ms.answer_eventually(self.mux.sock, "192.0.2.8")
   lu.assertNotNil(r)
   lu.assertEquals(r.os_name, "192.0.2.8")
   lu.assertEquals(self.fake:connections(), 1)
@@ -217,9 +210,7 @@ function TestProtocol:test_lying_p0f_closes_the_clients_then_recovers()
   assert(c:send(ms.q(LIE)))
   lu.assertTrue(ms.closed_within(c, 3))
   lu.assertStrContains(ms.log(self.mux), "EPROTO")
-  local c2 = ms.connect(self.mux.sock)
-  lu.assertEquals(ms.ask(c2, "192.0.2.9").os_name, "192.0.2.9")
-  c2:close()
+  lu.assertEquals(ms.ask_once(self.mux.sock, "192.0.2.9").os_name, "192.0.2.9")
 end
 
 function TestProtocol:test_sigusr1_logs_stats_and_sigterm_answers_in_flight()
@@ -257,12 +248,7 @@ function TestDown:test_p0f_down_fails_fast_then_answers_resume()
   lu.assertTrue(t < 1.5, "closed after " .. t .. " s")
   -- p0f back on the same socket: answers resume, the mux was not restarted
   local f2 = fake.start{ rules = RULES, socket = f.socket }
-  local r = support.wait_until(function()
-    local c2 = ms.connect(m.sock)
-    local res = ms.ask(c2, "192.0.2.13")
-    c2:close()
-    return res
-  end, 50, 0.1)
+  local r = ms.answer_eventually(m.sock, "192.0.2.13")
   lu.assertNotNil(r)
   lu.assertEquals(r.os_name, "192.0.2.13")
   lu.assertTrue(ms.alive(m))
@@ -379,36 +365,38 @@ local function run(args)
   return out, tonumber(out:match("status=(%d+)%s*$"))
 end
 
+-- --check-config on a file with this text: its output and exit status.
+local function check_config(text)
+  local conf = support.tmpname(".conf")
+  local f = assert(io.open(conf, "w"))
+  f:write(text)
+  f:close()
+  local out, status = run("-c " .. conf .. " --check-config")
+  os.remove(conf)
+  return out, status
+end
+
 function TestCommandLine:test_help_and_check_config()
   local out, status = run("--help")
   lu.assertEquals(status, 0)
   lu.assertStrContains(out, "usage: p0f-mux")
-  local conf = support.tmpname(".conf")
-  local f = assert(io.open(conf, "w"))
-  f:write('listen = "unix:/tmp/x.sock"\nsocket = "/tmp/p0f.sock"\ntimeout = "500ms"\ncache_size = 0\n')
-  f:close()
-  out, status = run("-c " .. conf .. " --check-config")
+  out, status = check_config('listen = "unix:/tmp/x.sock"\nsocket = "/tmp/p0f.sock"\n'
+    .. 'timeout = "500ms"\ncache_size = 0\n')
   lu.assertEquals(status, 0, out)
   lu.assertStrContains(out, "configuration OK")
-  f = assert(io.open(conf, "w"))
-  f:write('max_inflight = 0\n')
-  f:close()
-  out, status = run("-c " .. conf .. " --check-config")
-  lu.assertEquals(status, 1)
-  lu.assertStrContains(out, "p0f-mux: bad option 'max_inflight'")
-  f = assert(io.open(conf, "w"))
-  f:write('max_infligth = 10\n')
-  f:close()
-  out, status = run("-c " .. conf .. " --check-config")
-  lu.assertEquals(status, 1)
-  lu.assertStrContains(out, "unknown option 'max_infligth'")
-  f = assert(io.open(conf, "w"))
-  f:write('timeout = \n')
-  f:close()
-  out, status = run("-c " .. conf .. " --check-config")
-  lu.assertEquals(status, 1)
-  lu.assertStrContains(out, "p0f-mux: ")
-  os.remove(conf)
+  local bad = {
+    { "max_inflight = 0\n", "p0f-mux: bad option 'max_inflight'" },
+    { "max_infligth = 10\n", "p0f-mux: unknown option 'max_infligth'" },
+    { "timeout = -1\n", "p0f-mux: bad option 'timeout'" },
+    { "expire = 1e300\n", "p0f-mux: bad option 'expire'" },
+    { "log_level = 'loud'\n", "p0f-mux: bad option 'log_level'" },
+    { "timeout = \n", "p0f-mux: " },
+  }
+  for _, b in ipairs(bad) do
+    out, status = check_config(b[1])
+    lu.assertEquals(status, 1, b[1])
+    lu.assertStrContains(out, b[2])
+  end
   out, status = run("--bogus")
   lu.assertEquals(status, 2)
   lu.assertStrContains(out, "unknown argument")

@@ -103,6 +103,20 @@ function ms.ask(c, addr)
   return assert(p0f.decode(raw)), raw
 end
 
+--- One query on a connection of its own: the decoded result, or nil, err.
+function ms.ask_once(path, addr)
+  local c = ms.connect(path)
+  local res, err = ms.ask(c, addr)
+  c:close()
+  return res, err
+end
+
+--- ms.ask_once again and again (bounded) until an answer comes: the
+-- decoded result, or nil.
+function ms.answer_eventually(path, addr)
+  return support.wait_until(function() return (ms.ask_once(path, addr)) end, 50, 0.1)
+end
+
 --- Whether the peer closed c: a read gets "closed" (not a timeout) within t.
 function ms.closed_within(c, t)
   c:settimeout(t)
