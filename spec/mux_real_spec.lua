@@ -234,7 +234,7 @@ local function bad_client(sock, kind)
   local script = string.format([[
     local p0f = require("p0f")
     local c = require("socket.unix")()
-    c:settimeout(10)
+    c:settimeout(2)
     assert(c:connect(%q))
     if %q == "garbage" then
       for _ = 1, 200 do
@@ -267,21 +267,21 @@ function TestReal:test_bad_clients_delay_nobody()
   run_for(loop, 2)
   rec.stop()
   loop:close()
-  local gone = support.wait_until(function()
-    return not support.pid_alive(pids[1]) and not support.pid_alive(pids[2])
+  -- both dropped by the mux (the processes themselves may still be in a
+  -- blocked send: they are stopped here, by PID)
+  local log = support.wait_until(function()
+    local text = ms.log(self.mux)
+    return text:find("not a p0f v3 query", 1, true) and (text:find("not reading its replies", 1, true)
+      or text:find("pipelined without reading", 1, true)) and text
   end, 100, 0.05)
   for _, pid in ipairs(pids) do support.sh("kill " .. pid .. " 2>/dev/null") end
-  local log = ms.log(self.mux)
   print(string.format("  100 clients beside a garbage client and a 100k non-reader: %d answers, "
     .. "worst latency %.3f s", rec.ok, rec.worst))
-  lu.assertTrue(gone, "a bad client was never dropped")
+  lu.assertNotNil(log, "a bad client was never dropped: " .. ms.log(self.mux))
   lu.assertEquals(rec.wrong, 0)
   lu.assertEquals(rec.failed, 0)
   lu.assertTrue(rec.ok > 1000)
   lu.assertTrue(rec.worst < 1, "a client waited " .. rec.worst .. " s")
-  lu.assertStrContains(log, "not a p0f v3 query")
-  lu.assertTrue(log:find("not reading its replies", 1, true) ~= nil
-    or log:find("pipelined without reading", 1, true) ~= nil, log)
   lu.assertTrue(support.p0f_alive(self.p0f))
 end
 
