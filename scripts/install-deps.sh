@@ -14,6 +14,7 @@ packages=(
   p0f redis-server rspamd postfix swaks
   valgrind clang libclang-rt-14-dev
   procps iproute2 util-linux netcat-openbsd
+  curl  # the p0f-mux rspamd spec drives rspamd's HTTP API with curl --parallel
 )
 
 # Postfix asks what kind of mail system to set up; the tests run their own.
