@@ -35,6 +35,7 @@ build = {
     bin = {
       ["p0f-query"] = "bin/p0f-query",
       ["p0f-policyd"] = "bin/p0f-policyd",
+      ["p0f-mux"] = "bin/p0f-mux",
     },
   },
 }

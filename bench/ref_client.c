@@ -21,40 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QLEN 21
-#define RLEN 232
-#define QMAGIC 0x50304601u
-#define RMAGIC 0x50304602u
+#include "ref_wire.h"
+
 #define MAXADDR 64
 #define MAXDEPTH 1024
 
 static uint8_t queries[MAXADDR][QLEN];
 static int naddr;
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* magic in host order, type, 16 address bytes (IPv4 in the first 4). */
-static int build_query(const char *text, uint8_t q[QLEN])
-{
-	uint32_t magic = QMAGIC;
-
-	memset(q, 0, QLEN);
-	memcpy(q, &magic, 4);
-	if (inet_pton(AF_INET, text, q + 5) == 1) {
-		q[4] = 4;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, text, q + 5) == 1) {
-		q[4] = 6;
-		return 0;
-	}
-	return -1;
-}
 
 static void die(const char *what)
 {

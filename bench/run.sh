@@ -56,9 +56,10 @@ pin() { # pin CPU command...
 	taskset -c "$cpu" "$@"
 }
 # Move the running p0f: same = onto the clients' CPU, split = off it.
+# The p0f-mux daemons go with p0f: daemons on one CPU, clients on the other.
 place_p0f() {
 	if [ "$1" = same ]; then c=$CLI_CPU; else c=0; fi
-	taskset -pc "$c" "$P0F_PID" >/dev/null
+	for p in "$P0F_PID" $MUX_PIDS; do taskset -pc "$c" "$p" >/dev/null; done
 }
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: p0f needs root to sniff lo" >&2; exit 1; }
@@ -67,8 +68,9 @@ command -v p0f >/dev/null || { echo "run.sh: p0f is not installed" >&2; exit 1; 
 # ---- build (optimised) --------------------------------------------------
 echo "building in $BUILD ..." >&2
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j2 --target p0f_core p0f-bench-ref tcp-touch >/dev/null
+cmake --build "$BUILD" -j2 --target p0f_core p0f-bench-ref p0f-bench-many tcp-touch >/dev/null
 REF="$BUILD/bench/p0f-bench-ref"
+MANY="$BUILD/bench/p0f-bench-many"
 TOUCH="$BUILD/spec/tcp-touch"
 export LUA_PATH="$SRC/lua/?.lua;$SRC/lua/?/init.lua;$SRC/bench/?.lua;;"
 export LUA_CPATH="$BUILD/?.so;;"
@@ -93,7 +95,9 @@ fi
 # ---- a real p0f on lo ------------------------------------------------------
 TMP=$(mktemp -d)
 P0F_PID=
+MUX_PIDS=
 cleanup() {
+	for m in $MUX_PIDS; do kill "$m" 2>/dev/null || true; done
 	if [ -n "$P0F_PID" ]; then
 		kill "$P0F_PID" 2>/dev/null || true
 		wait "$P0F_PID" 2>/dev/null || true
@@ -128,6 +132,22 @@ until P0F_SOCK=$SOCK "$LUA" -e 'local r = require("p0f").query(os.getenv("P0F_SO
 	sleep 0.1
 done
 
+# ---- two p0f-mux daemons in front of it: cache off, and the default cache ----
+start_mux() { # NAME [CONFIG LINE]
+	printf '%s\n' "${2:-}" >"$TMP/$1.conf"
+	"$LUA" "$SRC/bin/p0f-mux" -c "$TMP/$1.conf" -l "unix:$TMP/$1.sock" -s "$SOCK" >"$TMP/$1.log" 2>&1 &
+	MUX_PIDS="$MUX_PIDS $!"
+	i=0
+	until grep -q "listening on" "$TMP/$1.log" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -le 100 ] || { echo "run.sh: p0f-mux did not start:" >&2; cat "$TMP/$1.log" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+start_mux mux_nc "cache_size = 0"
+start_mux mux_c
+MUX_CACHE_PID=${MUX_PIDS##* }
+
 # ---- the rows ----------------------------------------------------------------
 R="$TMP/results"
 {
@@ -155,6 +175,27 @@ row() { # row ID ROUND command...
 	printf '.' >&2
 }
 
+# Many clients, one query at a time each (p0f-bench-many): queries/s on
+# one line, and on another how many clients were refused or never served.
+many_row() { # ID ROUND SOCKET CLIENTS
+	id=$1; round=$2
+	t0=$(p0f_ticks)
+	# shellcheck disable=SC2086 # MIX is a list of words
+	out=$(pin "$CLI_CPU" "$MANY" "$3" "$4" "$SECONDS_EACH" $MIX) || { echo "run.sh: row $id failed" >&2; exit 1; }
+	set -- $out
+	echo "$id $round $1 $2 $(( $(p0f_ticks) - t0 ))" >>"$R"
+	echo "served $id $round $3 $4" >>"$R"
+	printf '.' >&2
+}
+
+mux_rows() { # MODE ROUND
+	for n in 1 64 512; do
+		many_row "direct_$n@$1" "$2" "$SOCK" "$n"
+		many_row "mux_nc_$n@$1" "$2" "$TMP/mux_nc.sock" "$n"
+		many_row "mux_c_$n@$1" "$2" "$TMP/mux_c.sock" "$n"
+	done
+}
+
 # shellcheck disable=SC2086 # MIX is a list of words
 daemon_rows() { # MODE ROUND: every row that talks to p0f
 	m=$1; round=$2
@@ -170,6 +211,7 @@ daemon_rows() { # MODE ROUND: every row that talks to p0f
 		row "haraka_one@$m" "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" 1 $MIX
 		row "haraka@$m" "$round" env NODE_PATH="$NODE_DIR/node_modules" node "$SRC/bench/haraka.js" "$SOCK" "$SECONDS_EACH" "$DEPTH" $MIX
 	fi
+	mux_rows "$m" "$round"
 }
 
 # Rounds interleave every row, so a disturbance spreads over all of them.
@@ -192,6 +234,10 @@ place_p0f same
 echo "memory $(pin "$CLI_CPU" "$LUA" "$SRC/bench/memory.lua" "$SOCK" "$MEMQ" $MIX)" >>"$R"
 
 kill -0 "$P0F_PID" 2>/dev/null || { echo "run.sh: p0f died during the run" >&2; exit 1; }
+# The cached mux's stats line: its cache-hit rate over every round.
+kill -USR1 "$MUX_CACHE_PID"
+sleep 0.2
+echo "muxstats $(grep 'stats: ' "$TMP/mux_c.log" | tail -1 | sed 's/.*stats: //')" >>"$R"
 # The table, and the raw figures beside it for a closer look.
 "$LUA" "$SRC/bench/table.lua" "$R" | tee "$BUILD/bench-table.txt"
 # The decode ratio once more, both decoders timed in one process, in turns.

@@ -17,6 +17,15 @@ local ROWS = {
   { id = "peer", label = "peer: plain Lua + LuaSocket, conn. per query", vs = "ref_one" },
   { id = "haraka_one", label = "peer: Haraka P0FClient, one at a time", vs = "ref_one" },
   { id = "haraka", label = "peer: Haraka P0FClient, pipelined", vs = "ref_pipe" },
+  { id = "direct_1", label = "direct to p0f, 1 client, one query at a time", vs = "ref_pipe" },
+  { id = "mux_nc_1", label = "through p0f-mux (no cache), 1 client", vs = "ref_pipe" },
+  { id = "mux_c_1", label = "through p0f-mux (cache), 1 client", vs = "ref_pipe" },
+  { id = "direct_64", label = "direct to p0f, 64 clients, one at a time each", vs = "ref_pipe" },
+  { id = "mux_nc_64", label = "through p0f-mux (no cache), 64 clients", vs = "ref_pipe" },
+  { id = "mux_c_64", label = "through p0f-mux (cache), 64 clients", vs = "ref_pipe" },
+  { id = "direct_512", label = "direct to p0f, 512 clients, one at a time each", vs = "ref_pipe" },
+  { id = "mux_nc_512", label = "through p0f-mux (no cache), 512 clients", vs = "ref_pipe" },
+  { id = "mux_c_512", label = "through p0f-mux (cache), 512 clients", vs = "ref_pipe" },
   { id = "decode", label = "p0f.decode, one reply -> table", vs = "decode_plain", cpu = true },
   { id = "decode_plain", label = "string.unpack decoder in plain Lua", cpu = true },
   { id = "verdict", label = "filter verdict on a cache hit", cpu = true },
@@ -26,6 +35,7 @@ local MODES = { "same", "split" }
 local MODE_NAME = { same = "1 CPU", split = "2 CPUs" }
 
 local header, rates, skips, memory, seen = {}, {}, {}, nil, {}
+local unserved_by, muxstats = {}, nil -- the many-client rows
 local busy, clk_tck = {}, 100 -- p0f's CPU share during each row
 for line in io.lines(file) do
   local text = line:match("^# ?(.*)$")
@@ -36,6 +46,13 @@ for line in io.lines(file) do
   elseif line:match("^skip ") then
     local row, why = line:match("^skip (%S+) (.*)$")
     skips[row] = why
+  elseif line:match("^served ") then
+    -- clients refused or never served, the worst round of a row
+    local key, refused, unserved = line:match("^served (%S+) %d+ (%d+) (%d+)$")
+    local lost = tonumber(refused) + tonumber(unserved)
+    if key and lost > (unserved_by[key] or 0) then unserved_by[key] = lost end
+  elseif line:match("^muxstats ") then
+    muxstats = line:match("^muxstats (.*)$")
   elseif line:match("^memory ") then
     local b, a, n, s = line:match("^memory (%d+) (%d+) (%d+) (%S+)$")
     memory = { before = tonumber(b), after = tonumber(a), n = tonumber(n), secs = tonumber(s) }
@@ -87,6 +104,9 @@ local function cell(key, vs_key, ref_name)
   if vs_key and med[vs_key] then
     s = s .. string.format("  %.2f x %s", med[key] / med[vs_key], ref_name)
   end
+  if unserved_by[key] and unserved_by[key] > 0 then
+    s = s .. string.format("  %d UNSERVED", unserved_by[key])
+  end
   return s
 end
 
@@ -126,6 +146,13 @@ if memory then
     string.format("%s kB -> %s kB (%+d kB)", thousands(memory.before), thousands(memory.after), d)))
 end
 
+if muxstats then
+  local q, hits = tonumber(muxstats:match("queries=(%d+)")), tonumber(muxstats:match("cache_hits=(%d+)"))
+  print(string.format("p0f-mux with its cache: %s; cache-hit rate %.1f%%", muxstats,
+    q and q > 0 and 100 * hits / q or 0))
+  print("UNSERVED: clients whose connect() failed or that got no answer in a round (worst round)")
+end
+
 -- How busy the daemon was: near 100% means p0f itself is the limit.
 local BUSY_ROWS = { { "ref_pipe", "C reference" }, { "libev", "libev" }, { "pollable", "cqueues" },
                     { "haraka", "Haraka" } }
@@ -147,6 +174,7 @@ local TARGETS = {
   { "pipelined (libev) >= 3 x Haraka's client pipelined", "libev", "haraka", 3 },
   { "pipelined (libev) >= 6 x per-connection plain Lua", "libev", "peer", 6 },
   { "persistent one at a time >= 0.8 x C one at a time", "persistent", "ref_one", 0.8 },
+  { "p0f-mux, 64 clients, no cache >= 0.8 x C pipelined", "mux_nc_64", "ref_pipe", 0.8 },
   { "p0f.decode >= 3 x string.unpack decoder", "decode", "decode_plain", 3, cpu = true },
 }
 print("")

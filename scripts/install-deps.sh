@@ -16,6 +16,7 @@ packages=(
   procps iproute2 util-linux netcat-openbsd
   # packaging: release rock, Debian packages, man pages
   build-essential debhelper dpkg-dev lintian pandoc man-db groff-base zip unzip
+  curl  # the p0f-mux rspamd spec drives rspamd's HTTP API with curl --parallel
 )
 
 # Postfix asks what kind of mail system to set up; the tests run their own.

@@ -52,7 +52,8 @@ local Instance = {}
 Instance.__index = Instance
 
 --- Start rspamd. opts.section: the body of the p0f_fingerprint section
--- (without lua_path/lua_cpath, added here unless opts.default_paths).
+-- (without lua_path/lua_cpath, added here unless opts.default_paths);
+-- opts.extra: more configuration; opts.workers: normal workers (1).
 -- Returns an instance or raises with the log.
 function H.start(opts)
   local missing = H.tools_missing()
@@ -85,6 +86,7 @@ function H.start(opts)
   if opts.default_paths then section = opts.section or "" end
   local conf = assert(read_file(src .. "/spec/rspamd/rspamd.conf.in"))
   conf = conf:gsub("@PORT@", tostring(self.port))
+  conf = conf:gsub("@WORKERS@", tostring(opts.workers or 1))
   conf = conf:gsub("@SECTION@", function() return section end)
   conf = conf:gsub("@EXTRA@", function() return opts.extra or "" end)
   self.conf = dir .. "/rspamd.conf"
