@@ -116,12 +116,26 @@ end
 function TestReal:test_replies_byte_for_byte()
   self.mux = assert(ms.start{ socket = self.link, cache_size = 0 })
   local via = ms.connect(self.mux.sock)
-  for _, addr in ipairs({ KNOWN, "::ffff:127.0.0.1", "192.0.2.7", "2001:db8::7" }) do
+  -- p0f's counters for 127.0.0.1 move whenever anything on this machine
+  -- connects over lo: compare only when two direct answers around the one
+  -- through the mux agree (a few tries), so a change between them is no
+  -- false failure and a difference made by the mux still is one.
+  local function direct_ask(addr)
     local direct = ms.connect(self.p0f.socket)
-    local _, want = ms.ask(direct, addr)
+    local _, raw = ms.ask(direct, addr)
     direct:close()
-    local _, got = ms.ask(via, addr)
-    lu.assertEquals(got, want, addr)
+    return raw
+  end
+  for _, addr in ipairs({ KNOWN, "::ffff:127.0.0.1", "192.0.2.7", "2001:db8::7" }) do
+    local before, got, after
+    for _ = 1, 10 do
+      before = direct_ask(addr)
+      got = select(2, ms.ask(via, addr))
+      after = direct_ask(addr)
+      if before == after then break end
+    end
+    lu.assertEquals(before, after, addr .. ": p0f's answer kept changing")
+    lu.assertEquals(got, before, addr)
   end
   via:close()
 end

@@ -11,7 +11,7 @@ local lu = require("luaunit")
 local support = require("support")
 local ms = require("mux_support")
 local H = require("rspamd.harness")
-local json = require("rspamd.json")
+local json = require("cjson.safe")
 
 local SCANS, IN_FLIGHT = 600, 64
 

@@ -56,7 +56,7 @@ function TestRelease.test_tarball_is_git_only()
       "build file in the tarball: " .. name)
   end
   lu.assertStrContains(list, prefix .. "CMakeLists.txt\n")
-  lu.assertStrContains(list, prefix .. "src/lp0f.c\n")
+  lu.assertStrContains(list, prefix .. "src/lua/codec.c\n")
   lu.assertStrContains(list, prefix .. "p0f-scm-1.rockspec\n")
   lu.assertTrue(n > 50, n .. " entries")
 end
