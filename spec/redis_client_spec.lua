@@ -84,7 +84,7 @@ function TestRedisClient:test_close_cancels_pending_now_and_is_idempotent()
 end
 
 function TestRedisClient:test_nobody_listening_is_ECONNREFUSED()
-  local r = self.loop:redis{ port = R.free_port(), backoff = 60 }
+  local r = self.loop:redis{ port = require("support").free_port(), backoff = 60 }
   local log = {}
   r:command({ "PING" }, recorder(log))
   lu.assertTrue(child.pump(self.loop, function() return #log == 1 end, 10))

@@ -1,39 +1,69 @@
 /*
  * p0f_redis: see p0f_redis.h.
  *
- * Each command is a `struct req` with its own deadline timer. hiredis owns
- * the request as privdata until it calls back (with a reply, or with NULL
- * when the connection goes away); our side may finish it earlier (timeout,
- * close). `done` says the caller has been answered; `owned_by_hiredis` says
- * hiredis will still call back, so only then may the memory go.
+ * The socket, the deadlines and the matching of replies to commands are ours;
+ * hiredis only formats commands and parses replies (redisFormatCommandArgv,
+ * redisReader). Its async layer is not used, because a reply nobody asked for
+ * trips an assert() in redisProcessCallbacks and aborts the process: a Redis,
+ * or anything listening on its port, must never be able to do that.
+ *
+ * Commands wait in one FIFO, in the order they were written; replies are
+ * matched to its head. Any surprise (a reply with nothing waiting, a protocol
+ * error, a reply too large, EOF, a deadline passed) drops the connection and
+ * fails everything on it, since nothing after it can be trusted to match.
+ *
+ * Callbacks may close the connection (p0f_redis_free) or send new commands.
+ * Every entry from the loop holds a depth count, and the memory of `r` goes
+ * only when the outermost frame leaves, so no frame touches freed memory.
  */
 #include "p0f_redis.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-#include <hiredis/adapters/libev.h>
-#include <hiredis/async.h>
+/* Our replies are short strings; a larger one means the peer is not the
+ * Redis we expect, or is hostile. Both bound the memory a reply can take. */
+#define REPLY_MAX_BYTES (256 * 1024)
+#define REPLY_MAX_ELEMENTS 64
 
 struct req {
 	struct p0f_redis *r;
 	ev_timer timer;
 	p0f_redis_cb cb;
 	void *ud;
-	int done, owned_by_hiredis, err;
-	struct req *prev, *next; /* in r->live while not done */
+	int err;                 /* set when it failed before reaching the wire */
+	struct req *prev, *next; /* r->live: every request not yet answered */
+	struct req *wnext;       /* r->wire: FIFO of requests awaiting a reply */
 };
 
 struct p0f_redis {
 	struct ev_loop *loop;
-	redisAsyncContext *ac;
 	char host[256];
-	int port, is_unix, connected, connect_failed, freeing;
+	int port, is_unix;
 	double timeout, backoff, retry_at;
-	struct req *live;
+
+	int fd, connecting, connected;
+	ev_io rio, wio;
+	char *out;
+	size_t outlen, outoff;
+	redisReader *reader;
+	redisReplyObjectFunctions fns; /* hiredis' own, with a bounded createArray */
+	void *(*create_array)(const redisReadTask *, int);
+	size_t reply_bytes;             /* read since the last complete reply */
+
+	struct req *live, *wire, *wire_tail;
 	size_t pending;
+	int depth, closed;
 };
+
+/* ---- requests ----------------------------------------------------------- */
 
 static void link_req(struct p0f_redis *r, struct req *q)
 {
@@ -53,76 +83,258 @@ static void unlink_req(struct p0f_redis *r, struct req *q)
 		r->live = q->next;
 	if (q->next)
 		q->next->prev = q->prev;
-	q->prev = q->next = NULL;
 	r->pending--;
 }
 
-/* Answer the caller once; free the request unless hiredis still holds it. */
+/* Answer the caller once, then free the request. The caller must check
+ * r->closed afterwards: the callback may have closed the connection. */
 static void finish(struct req *q, const redisReply *reply, int err, const char *errstr)
 {
 	struct p0f_redis *r = q->r;
-
-	if (!q->done) {
-		q->done = 1;
-		ev_timer_stop(r->loop, &q->timer);
-		unlink_req(r, q);
-		q->cb(q->ud, reply, err, errstr);
-	}
-	if (!q->owned_by_hiredis)
-		free(q);
+	ev_timer_stop(r->loop, &q->timer);
+	unlink_req(r, q);
+	q->cb(q->ud, reply, err, errstr);
+	free(q);
 }
 
-static void drop_connection(struct p0f_redis *r)
+static void enter(struct p0f_redis *r)
 {
-	redisAsyncContext *ac = r->ac;
-	if (ac == NULL)
+	r->depth++;
+}
+
+/* 1 when `r` is gone (or closed) and the caller must not touch it again. */
+static int leave(struct p0f_redis *r)
+{
+	int closed = r->closed;
+	if (--r->depth == 0 && closed)
+		free(r);
+	return closed;
+}
+
+/* ---- the connection ----------------------------------------------------- */
+
+static void *create_array_bounded(const redisReadTask *task, int elements)
+{
+	struct p0f_redis *r = task->privdata;
+	if (elements < 0 || elements > REPLY_MAX_ELEMENTS)
+		return NULL; /* the reader reports "out of memory": a protocol failure */
+	return r->create_array(task, elements);
+}
+
+/* Close the socket; the requests on it stay in r->wire for the caller. */
+static void close_socket(struct p0f_redis *r)
+{
+	if (r->fd < 0)
 		return;
-	r->ac = NULL;
-	r->connected = 0;
+	ev_io_stop(r->loop, &r->rio);
+	ev_io_stop(r->loop, &r->wio);
+	close(r->fd);
+	r->fd = -1;
+	r->connecting = r->connected = 0;
+	free(r->out);
+	r->out = NULL;
+	r->outlen = r->outoff = 0;
+	if (r->reader)
+		redisReaderFree(r->reader);
+	r->reader = NULL;
+	r->reply_bytes = 0;
+}
+
+/* The connection is unusable: drop it, fail what was on it (err), and wait
+ * `backoff` before the next connect. */
+static void drop(struct p0f_redis *r, int err, const char *errstr)
+{
+	struct req *q = r->wire;
+
+	close_socket(r);
 	r->retry_at = ev_now(r->loop) + r->backoff;
-	/* Calls every outstanding reply callback with NULL, then frees. */
-	redisAsyncFree(ac);
+	r->wire = r->wire_tail = NULL;
+	while (q && !r->closed) {
+		struct req *next = q->wnext;
+		finish(q, NULL, err, errstr);
+		q = next;
+	}
 }
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+static int open_socket(struct p0f_redis *r)
 {
-	struct req *q = privdata;
-	(void)ac;
-	q->owned_by_hiredis = 0;
-	if (reply == NULL && !q->done && q->r->connect_failed)
-		finish(q, NULL, ECONNREFUSED, "cannot connect to redis");
-	else if (reply == NULL)
-		finish(q, NULL, ECONNRESET, "connection to redis lost");
-	else
-		finish(q, reply, 0, NULL);
-}
+	int fd = -1, err = ECONNREFUSED;
 
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-	struct p0f_redis *r = ac->data;
-	if (r == NULL || r->ac != ac)
-		return;
-	if (status == REDIS_OK) {
-		r->connected = 1;
-		r->connect_failed = 0;
+	if (r->is_unix) {
+		struct sockaddr_un sun;
+		memset(&sun, 0, sizeof sun);
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, r->host, strlen(r->host) + 1); /* length checked in new */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return errno;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0 && errno != EINPROGRESS) {
+			err = errno; /* EAGAIN: the listen backlog is full */
+			close(fd);
+			return err;
+		}
 	} else {
-		r->connect_failed = 1;
-		/* hiredis frees the context after this and fails its callbacks */
-		r->ac = NULL;
-		r->connected = 0;
+		struct addrinfo hints, *res, *ai;
+		char port[8];
+		memset(&hints, 0, sizeof hints);
+		hints.ai_socktype = SOCK_STREAM;
+		snprintf(port, sizeof port, "%d", r->port);
+		if (getaddrinfo(r->host, port, &hints, &res) != 0)
+			return EHOSTUNREACH;
+		for (ai = res; ai; ai = ai->ai_next) {
+			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			            ai->ai_protocol);
+			if (fd < 0) {
+				err = errno;
+				continue;
+			}
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+				break;
+			err = errno;
+			close(fd);
+			fd = -1;
+		}
+		freeaddrinfo(res);
+		if (fd < 0)
+			return err;
+	}
+	r->fd = fd;
+	r->connecting = 1;
+	return 0;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
+
+/* 0 when a connection is up or on its way, else why not (errno value). */
+static int ensure_connection(struct p0f_redis *r)
+{
+	int err;
+
+	if (r->fd >= 0)
+		return 0;
+	if (ev_now(r->loop) < r->retry_at)
+		return ECONNREFUSED;
+	if ((r->reader = redisReaderCreate()) == NULL)
+		return ENOMEM;
+	r->fns = *r->reader->fn;
+	r->create_array = r->fns.createArray;
+	r->fns.createArray = create_array_bounded;
+	r->reader->fn = &r->fns;
+	r->reader->privdata = r;
+	if ((err = open_socket(r)) != 0) {
+		redisReaderFree(r->reader);
+		r->reader = NULL;
 		r->retry_at = ev_now(r->loop) + r->backoff;
+		return err;
+	}
+	ev_io_init(&r->rio, on_readable, r->fd, EV_READ);
+	ev_io_init(&r->wio, on_writable, r->fd, EV_WRITE);
+	r->rio.data = r->wio.data = r;
+	ev_io_start(r->loop, &r->rio);
+	ev_io_start(r->loop, &r->wio); /* connect completes: writable */
+	return 0;
+}
+
+/* Write what is buffered: 0, or an errno value (EAGAIN: wait for EV_WRITE). */
+static int flush(struct p0f_redis *r)
+{
+	while (r->outoff < r->outlen) {
+		ssize_t n = send(r->fd, r->out + r->outoff, r->outlen - r->outoff, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		r->outoff += (size_t)n;
+	}
+	r->outoff = r->outlen = 0;
+	return 0;
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct p0f_redis *r = w->data;
+	int err = 0;
+	socklen_t len = sizeof err;
+	(void)loop;
+	(void)revents;
+
+	enter(r);
+	if (r->connecting) {
+		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err != 0) {
+			drop(r, ECONNREFUSED, "cannot connect to redis");
+			leave(r);
+			return;
+		}
+		r->connecting = 0;
+		r->connected = 1;
+	}
+	err = flush(r);
+	if (err == 0)
+		ev_io_stop(r->loop, &r->wio);
+	else if (err != EAGAIN)
+		drop(r, ECONNRESET, "connection to redis lost");
+	leave(r);
+}
+
+/* Hand every complete reply in the reader to the head of the FIFO. */
+static void dispatch(struct p0f_redis *r)
+{
+	void *reply;
+
+	while (!r->closed && r->fd >= 0) {
+		struct req *q;
+		if (redisReaderGetReply(r->reader, &reply) != REDIS_OK) {
+			drop(r, EPROTO, "redis sent something that is not a valid reply");
+			return;
+		}
+		if (reply == NULL)
+			return;
+		r->reply_bytes = r->reader->len - r->reader->pos;
+		if ((q = r->wire) == NULL) {
+			freeReplyObject(reply);
+			drop(r, EPROTO, "redis sent a reply nobody asked for");
+			return;
+		}
+		r->wire = q->wnext;
+		if (r->wire == NULL)
+			r->wire_tail = NULL;
+		finish(q, reply, 0, NULL);
+		freeReplyObject(reply);
 	}
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct p0f_redis *r = ac->data;
-	(void)status;
-	if (r == NULL || r->ac != ac)
+	struct p0f_redis *r = w->data;
+	char buf[16384];
+	ssize_t n;
+	(void)loop;
+	(void)revents;
+
+	enter(r);
+	n = recv(r->fd, buf, sizeof buf, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		leave(r);
 		return;
-	r->ac = NULL;
-	r->connected = 0;
-	r->retry_at = ev_now(r->loop) + r->backoff;
+	}
+	if (n > 0 && r->connecting) { /* data before the writable event */
+		r->connecting = 0;
+		r->connected = 1;
+	}
+	if (n <= 0) {
+		drop(r, r->connecting ? ECONNREFUSED : ECONNRESET,
+		     r->connecting ? "cannot connect to redis" : "connection to redis lost");
+	} else if ((r->reply_bytes += (size_t)n) > REPLY_MAX_BYTES) {
+		drop(r, EPROTO, "redis reply too large");
+	} else if (redisReaderFeed(r->reader, buf, (size_t)n) != REDIS_OK) {
+		drop(r, ENOMEM, "out of memory reading a redis reply");
+	} else {
+		dispatch(r);
+	}
+	leave(r);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -131,40 +343,31 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct p0f_redis *r = q->r;
 	(void)loop;
 	(void)revents;
+
+	enter(r);
 	if (q->err) { /* failed before it was sent: report from the loop */
 		finish(q, NULL, q->err, q->err == ECONNREFUSED ? "redis unavailable" : NULL);
-		return;
+	} else {
+		/* A Redis that does not answer one command will not answer the
+		 * next either: drop the connection, failing this one first. */
+		struct req **pp = &r->wire;
+		while (*pp != q)
+			pp = &(*pp)->wnext;
+		*pp = q->wnext;
+		if (r->wire_tail == q) {
+			struct req *t = r->wire;
+			while (t && t->wnext)
+				t = t->wnext;
+			r->wire_tail = t;
+		}
+		finish(q, NULL, ETIMEDOUT, "redis did not answer in time");
+		if (!r->closed)
+			drop(r, ECONNRESET, "connection to redis lost");
 	}
-	finish(q, NULL, ETIMEDOUT, "redis did not answer in time");
-	drop_connection(r);
+	leave(r);
 }
 
-static int ensure_connection(struct p0f_redis *r)
-{
-	redisAsyncContext *ac;
-
-	if (r->ac)
-		return 0;
-	if (ev_now(r->loop) < r->retry_at)
-		return ECONNREFUSED;
-	ac = r->is_unix ? redisAsyncConnectUnix(r->host) : redisAsyncConnect(r->host, r->port);
-	if (ac == NULL)
-		return ENOMEM;
-	if (ac->err) {
-		redisAsyncFree(ac);
-		r->retry_at = ev_now(r->loop) + r->backoff;
-		return ECONNREFUSED;
-	}
-	ac->data = r;
-	if (redisLibevAttach(r->loop, ac) != REDIS_OK) {
-		redisAsyncFree(ac);
-		return ENOMEM;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	r->ac = ac;
-	return 0;
-}
+/* ---- the API ------------------------------------------------------------ */
 
 struct p0f_redis *p0f_redis_new(struct ev_loop *loop, const struct p0f_redis_opts *o)
 {
@@ -176,42 +379,72 @@ struct p0f_redis *p0f_redis_new(struct ev_loop *loop, const struct p0f_redis_opt
 		return NULL;
 	}
 	r->loop = loop;
+	r->fd = -1;
 	if (strncmp(host, "unix:", 5) == 0)
 		host += 5;
 	r->is_unix = host[0] == '/';
-	if (strlen(host) >= sizeof r->host) {
+	if (strlen(host) >= (r->is_unix ? sizeof ((struct sockaddr_un *)0)->sun_path : sizeof r->host)) {
 		free(r);
 		errno = ENAMETOOLONG;
 		return NULL;
 	}
 	strcpy(r->host, host);
-	r->port = o->port > 0 ? o->port : 6379;
+	r->port = o->port > 0 && o->port <= 65535 ? o->port : 6379;
 	r->timeout = o->timeout > 0 ? o->timeout : 1.0;
 	r->backoff = o->backoff > 0 ? o->backoff : 1.0;
 	return r;
 }
 
+/* Append a formatted command to the output buffer. */
+static int queue_bytes(struct p0f_redis *r, const char *cmd, size_t len)
+{
+	char *p;
+	if (len > SIZE_MAX - r->outlen || (p = realloc(r->out, r->outlen + len)) == NULL)
+		return ENOMEM;
+	r->out = p;
+	memcpy(r->out + r->outlen, cmd, len);
+	r->outlen += len;
+	return 0;
+}
+
 int p0f_redis_command(struct p0f_redis *r, int argc, const char **argv,
                       const size_t *lens, p0f_redis_cb cb, void *ud)
 {
-	struct req *q = calloc(1, sizeof *q);
-	int rc;
+	struct req *q;
+	char *cmd = NULL;
+	int len, rc;
 
-	if (q == NULL)
+	if (r->closed)
+		return ECANCELED;
+	if ((q = calloc(1, sizeof *q)) == NULL)
 		return ENOMEM;
+	len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (len < 0) {
+		free(q);
+		return ENOMEM;
+	}
 	q->r = r;
 	q->cb = cb;
 	q->ud = ud;
 	ev_timer_init(&q->timer, on_timer, r->timeout, 0.);
 	q->timer.data = q;
-	link_req(r, q);
 	rc = ensure_connection(r);
-	if (rc == 0 && redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, lens) == REDIS_OK)
-		q->owned_by_hiredis = 1;
-	else
-		q->err = rc ? rc : ECONNRESET;
-	if (q->err) /* answer from the loop, never from inside this call */
+	if (rc == 0)
+		rc = queue_bytes(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	link_req(r, q);
+	if (rc == 0) {
+		if (r->wire_tail)
+			r->wire_tail->wnext = q;
+		else
+			r->wire = q;
+		r->wire_tail = q;
+		if (!r->connecting)
+			ev_io_start(r->loop, &r->wio);
+	} else { /* answer from the loop, never from inside this call */
+		q->err = rc;
 		ev_timer_set(&q->timer, 0., 0.);
+	}
 	ev_timer_start(r->loop, &q->timer);
 	return 0;
 }
@@ -228,16 +461,13 @@ int p0f_redis_connected(const struct p0f_redis *r)
 
 void p0f_redis_free(struct p0f_redis *r)
 {
-	if (r == NULL)
+	if (r == NULL || r->closed)
 		return;
-	r->freeing = 1;
+	enter(r);
+	r->closed = 1; /* from now on, commands are refused with ECANCELED */
+	close_socket(r);
+	r->wire = r->wire_tail = NULL;
 	while (r->live)
 		finish(r->live, NULL, ECANCELED, "redis connection closed");
-	if (r->ac) {
-		redisAsyncContext *ac = r->ac;
-		r->ac = NULL;
-		ac->data = NULL;
-		redisAsyncFree(ac); /* frees the requests it still holds */
-	}
-	free(r);
+	leave(r);
 }

@@ -1,11 +1,13 @@
 /*
- * p0f_redis: a Redis connection on a libev loop that never blocks it and
- * never fails a caller silently (hiredis async + its libev adapter).
+ * p0f_redis: a Redis connection on a libev loop that never blocks it,
+ * never fails a caller silently, and that no peer can crash (hiredis formats
+ * and parses; the socket and the matching of replies are ours).
  *
- * What hiredis 0.14 does not do, this does:
  *   - a deadline for every command (connect included): past it the command
  *     fails with ETIMEDOUT and the connection is dropped, because a Redis
  *     that does not answer one command will not answer the next either;
+ *   - a reply nobody asked for, an invalid or oversized reply: the
+ *     connection is dropped and what was on it fails (EPROTO);
  *   - reconnection on the next command after a failure, no sooner than
  *     `backoff` seconds later; until then commands fail at once (ECONNREFUSED);
  *   - every callback runs from the loop, never from inside p0f_redis_command(),
@@ -44,7 +46,8 @@ size_t p0f_redis_pending(const struct p0f_redis *r);
 int p0f_redis_connected(const struct p0f_redis *r);
 
 /* Fail what is pending with ECANCELED (callbacks run now), drop the
- * connection; nothing runs afterwards. */
+ * connection; nothing runs afterwards. Safe from inside a callback: the
+ * memory goes when the outermost callback returns. */
 void p0f_redis_free(struct p0f_redis *r);
 
 #endif

@@ -37,21 +37,21 @@ struct redis_delivery {
 static void redis_release(lua_State *L, struct lhandle *h, int closing)
 {
 	struct lredis *lr = (struct lredis *)h;
+	struct p0f_redis *r = lr->r;
 
-	if (lr->r == NULL)
+	if (r == NULL)
 		return;
+	lr->r = NULL; /* closed for the callbacks that run now */
 	if (closing) {
 		lr->closing_L = L;
-		p0f_redis_free(lr->r);
+		p0f_redis_free(r);
 		lr->closing_L = NULL;
 	} else if (lp0f_handle_evloop(h) != NULL) {
 		lr->closing_L = NULL;
 		lr->h.lp = NULL; /* callbacks see no Lua state: they only free */
-		p0f_redis_free(lr->r);
+		p0f_redis_free(r);
 	}
-	lr->r = NULL;
 }
-
 static const struct lhandle_class redis_class = { LP0F_REDIS_MT, redis_release };
 
 static void push_redis_reply(lua_State *L, const redisReply *r, int depth)
