@@ -16,6 +16,9 @@ struct lloop *lp0f_check_loop(lua_State *L, int i)
 	return lp;
 }
 
+/* Open p0f.loop objects on libev's default loop (it is one per process). */
+static int default_users;
+
 static void loop_release(lua_State *L, struct lhandle *h, int closing)
 {
 	struct lloop *lp = (struct lloop *)h;
@@ -24,7 +27,10 @@ static void loop_release(lua_State *L, struct lhandle *h, int closing)
 	if (lp->loop == NULL)
 		return;
 	lp0f_loop_release_clients(L, lp);
-	if (!lp->is_default)
+	/* The default loop too, once no open p0f.loop uses it: its watchers
+	 * go with it (a later p0f.loop("default") starts afresh) and libev's
+	 * memory is released. */
+	if (!lp->is_default || --default_users == 0)
 		ev_loop_destroy(lp->loop);
 	lp->loop = NULL;
 }
@@ -39,7 +45,8 @@ static int l_loop(lua_State *L)
 
 	if (strcmp(which, "default") == 0) {
 		lp->loop = ev_default_loop(0);
-		lp->is_default = 1;
+		lp->is_default = lp->loop != NULL;
+		default_users += lp->is_default;
 	} else if (strcmp(which, "new") == 0) {
 		lp->loop = ev_loop_new(EVFLAG_AUTO);
 	} else {

@@ -114,6 +114,10 @@ static void on_done(struct p0f_ev *e, uint64_t handle, const struct p0f_result *
 /* Anchored while it owes callbacks; let go when it owes none. */
 static void unanchor_if_idle(lua_State *L, struct levclient *ec)
 {
+	/* Inside a kick the driver still walks this object: on_idle, run
+	 * last, lets go instead (a collection now would free it under it). */
+	if (ec->c != NULL && p0f_ev_in_callback(&ec->e))
+		return;
 	if (ec->c == NULL || (p0f_client_pending(ec->c) == 0 && p0f_client_finished(ec->c) == 0))
 		lp0f_unref(L, &ec->h.self_ref);
 }

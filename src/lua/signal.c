@@ -26,8 +26,12 @@ static int check_signum(lua_State *L, int i)
 {
 	size_t k;
 	const char *s;
-	if (lua_type(L, i) == LUA_TNUMBER)
-		return (int)lp0f_check_int(L, i, 1, 64);
+	if (lua_type(L, i) == LUA_TNUMBER) {
+		/* The range test first: false for NaN, and it makes the cast defined. */
+		if (!lp0f_is_int((double)lua_tonumber(L, i), 1, 64))
+			luaL_argerror(L, i, "signal number expected (1 to 64)");
+		return (int)lua_tonumber(L, i);
+	}
 	s = luaL_checkstring(L, i);
 	if (strncmp(s, "SIG", 3) == 0)
 		s += 3;
@@ -94,7 +98,18 @@ static int l_signal_gc(lua_State *L)
 	return lp0f_handle_gc(L, &signal_class);
 }
 
+static int l_signal_tostring(lua_State *L)
+{
+	struct lsignal *s = (struct lsignal *)lp0f_handle_check(L, 1, &signal_class);
+	if (s->h.cb_ref == LUA_NOREF)
+		lua_pushstring(L, "p0f.signal (closed)");
+	else
+		lua_pushfstring(L, "p0f.signal (%d)", s->w.signum);
+	return 1;
+}
+
 static const luaL_Reg signal_methods[] = {
+	{ "__tostring", l_signal_tostring },
 	{ "stop", l_signal_stop },
 	{ "close", l_signal_stop },
 	{ "__gc", l_signal_gc },

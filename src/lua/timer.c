@@ -105,7 +105,16 @@ static int l_timer_gc(lua_State *L)
 	return lp0f_handle_gc(L, &timer_class);
 }
 
+static int l_timer_tostring(lua_State *L)
+{
+	struct ltimer *t = check_timer(L);
+	lua_pushfstring(L, "p0f.timer (%s)", t->h.cb_ref == LUA_NOREF ? "closed"
+	                : lp0f_handle_evloop(&t->h) != NULL && ev_is_active(&t->t) ? "active" : "stopped");
+	return 1;
+}
+
 static const luaL_Reg timer_methods[] = {
+	{ "__tostring", l_timer_tostring },
 	{ "stop", l_timer_stop },
 	{ "again", l_timer_again },
 	{ "active", l_timer_active },

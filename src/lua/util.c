@@ -33,6 +33,11 @@ static const struct {
 	{ EMFILE, "EMFILE", "too many open files" },
 	{ ENOTDIR, "ENOTDIR", "not a directory in the socket path" },
 	{ EPERM, "EPERM", "operation not permitted" },
+	{ EADDRINUSE, "EADDRINUSE", "address already in use" },
+	{ EADDRNOTAVAIL, "EADDRNOTAVAIL", "address not available" },
+	{ ENFILE, "ENFILE", "too many open files in the system" },
+	{ EHOSTUNREACH, "EHOSTUNREACH", "host unreachable" },
+	{ ENETUNREACH, "ENETUNREACH", "network unreachable" },
 };
 
 const char *lp0f_err_name(int err)
