@@ -80,6 +80,9 @@ void p0f_client_cancel(struct p0f_client *c, uint64_t handle);
 size_t p0f_client_pending(const struct p0f_client *c);  /* queued + on the wire */
 size_t p0f_client_finished(const struct p0f_client *c); /* done, not fetched */
 int p0f_client_connected(const struct p0f_client *c);
+/* Test hook: ring slots examined so far to retire timed-out or cancelled
+ * queries on the wire (one per query: no scan). */
+uint64_t p0f_client_ring_visits(const struct p0f_client *c);
 
 /* Fail what is left with ECANCELED, drain owed replies (bounded), close.
  * Idempotent; the client can still be fetched from and freed. */
