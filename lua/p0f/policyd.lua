@@ -261,6 +261,8 @@ function Server:_flush(cs)
   if not cs.dead and cs.conn:buffered() > OUT_MAX then
     self:_drop(cs, "not reading its answers")
   end
+  -- A half-closed client: close once every answer it is owed is written.
+  if cs.eof and cs.head == cs.tail then self:_drop(cs) end
 end
 
 function Server:_request(cs, attrs, problem)
@@ -320,6 +322,10 @@ function Server:_accept(conn, peer)
     cs.timer:close()
     self.conns[conn] = nil
     self.nconns = self.nconns - 1
+  end), self:_guard("eof", function()
+    -- The client sends no more (shutdown of its side) but may still read.
+    cs.eof = true
+    self:_flush(cs)
   end))
 end
 
