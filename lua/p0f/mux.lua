@@ -139,7 +139,14 @@ function Mux:_flush(cs)
   elseif not cs.parsing and not self.stopping and #cs.inbuf >= QUERY_SIZE then
     self:_parse(cs) -- room again for what it pipelined
   end
+  self:_close_if_done(cs)
   if self.stopping then self:_maybe_finish() end
+end
+
+-- A client that half-closed (sends no more) is closed once every reply it
+-- is owed is written; a query it left unfinished can never complete.
+function Mux:_close_if_done(cs)
+  if cs.eof and not cs.dead and cs.head == cs.tail then self:_drop(cs) end
 end
 
 -- Every upstream lookup ends here, once: its answer (or failure) goes to
@@ -265,6 +272,10 @@ function Mux:_accept(conn, peer)
     self.nconns = self.nconns - 1
     self.unanswered = self.unanswered - (cs.tail - cs.head)
     if self.stopping then self:_maybe_finish() end
+  end, function()
+    -- the peer half-closed: it still reads the replies owed
+    cs.eof = true
+    self:_close_if_done(cs)
   end)
 end
 
