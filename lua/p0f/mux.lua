@@ -94,7 +94,9 @@ end
 
 -- Forget a client. Its queries still under way upstream go on (their
 -- answers fill the cache) but are not written anywhere.
-function Mux:_drop(cs, why)
+-- now: free the fd and the buffered output at once (a client that does
+-- not read would otherwise hold both until it goes away).
+function Mux:_drop(cs, why, now)
   if cs.dead then return end
   cs.dead = true
   self.conns[cs.conn] = nil
@@ -104,6 +106,7 @@ function Mux:_drop(cs, why)
     self.stats.dropped = self.stats.dropped + 1
     self:_log_limited("drop:" .. why, "warning", "client %s: %s; closing it", cs.peer, why)
   end
+  if now then return cs.conn:abort() end
   cs.conn:close()
   -- close() writes what is buffered first; until then the fd is held, so
   -- the connection still counts against max_clients.
@@ -135,7 +138,7 @@ function Mux:_flush(cs)
   if failed then
     self:_drop(cs)
   elseif cs.conn:buffered() > self.d.max_output then
-    self:_drop(cs, "not reading its replies")
+    self:_drop(cs, "not reading its replies", true)
   elseif not cs.parsing and not self.stopping and #cs.inbuf >= QUERY_SIZE then
     self:_parse(cs) -- room again for what it pipelined
   end

@@ -268,6 +268,18 @@ static int l_conn_close(lua_State *L)
 	return lp0f_handle_close(L, &conn_class);
 }
 
+/* conn:abort(): close now, discarding buffered output: the fd and the
+ * buffer are freed at once (for a peer that does not read what it is sent;
+ * a graceful close() would hold both until it does). Also ends a close()
+ * still writing. on_close is not called. */
+static int l_conn_abort(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	if (c->fd < 0)
+		return 0;
+	return lp0f_handle_close(L, &conn_class);
+}
+
 static int l_conn_gc(lua_State *L)
 {
 	return lp0f_handle_gc(L, &conn_class);
@@ -304,6 +316,7 @@ static const luaL_Reg conn_methods[] = {
 	{ "start", l_conn_start },
 	{ "write", l_conn_write },
 	{ "close", l_conn_close },
+	{ "abort", l_conn_abort },
 	{ "peer", l_conn_peer },
 	{ "buffered", l_conn_buffered },
 	{ "closed", l_conn_closed },
