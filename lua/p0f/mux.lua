@@ -236,7 +236,7 @@ function Mux:_parse(cs)
   -- room for PIPELINE_SLACK times max_pending more queries.
   if rest > QUERY_SIZE * max_pending * PIPELINE_SLACK then
     return self:_drop(cs, string.format("more than %d queries pipelined without reading the replies",
-      (PIPELINE_SLACK + 1) * max_pending))
+      (PIPELINE_SLACK + 1) * max_pending), true)
   end
   -- A query cut short must be completed within `timeout`.
   if rest % QUERY_SIZE ~= 0 then
