@@ -8,11 +8,11 @@ local child = require("support_child")
 -- A server-side conn on `loop` and the LuaSocket client at its other end.
 -- The snippet is also the preamble of the child scripts below.
 local PAIR = child.CONNECT .. [[
-local function pair(loop, on_read, on_close)
+local function pair(loop, on_read, on_close, on_eof)
   local conn
   local l = assert(loop:listen("127.0.0.1:0", function(c)
     conn = c
-    c:start(on_read, on_close)
+    c:start(on_read, on_close, on_eof)
   end))
   local client = connect(l:port())
   for _ = 1, 500 do
@@ -65,6 +65,43 @@ function TestConn:test_peer_closing_calls_on_close_with_the_conn_only()
   lu.assertTrue(conn:closed())
   lu.assertStrContains(tostring(conn), "closed")
   self.loop:run() -- a closed conn keeps nothing alive
+end
+
+function TestConn:test_half_close_calls_on_eof_and_the_answer_still_goes_out()
+  local eof, closed
+  local conn, client = pair(self.loop, function() end, function() closed = true end,
+    function(...) eof = { n = select("#", ...), ... } end)
+  assert(client:send("question\n"))
+  client:shutdown("send")
+  lu.assertTrue(child.pump(self.loop, function() return eof end, 10))
+  lu.assertEquals(eof.n, 1)
+  lu.assertIs(eof[1], conn)
+  lu.assertNil(closed)
+  lu.assertFalse(conn:closed()) -- the fd is kept for the answer
+  lu.assertTrue(conn:write("answer\n"))
+  conn:close()
+  lu.assertTrue(child.pump(self.loop, function() return conn:closed() end, 10))
+  lu.assertEquals(client:receive("*l"), "answer")
+  lu.assertEquals(select(2, client:receive("*l")), "closed")
+  client:close()
+end
+
+function TestConn:test_abort_frees_fd_and_buffer_at_once()
+  local conn, client = pair(self.loop, function() end)
+  -- more than the socket buffers take: the rest stays in conn's buffer
+  local chunk = string.rep("x", 65536)
+  for _ = 1, 64 do lu.assertTrue(conn:write(chunk)) end
+  self.loop:run_nowait()
+  lu.assertTrue(conn:buffered() > 0)
+  conn:close() -- graceful: held while the peer does not read
+  self.loop:run_nowait()
+  lu.assertTrue(conn:buffered() > 0)
+  conn:abort()
+  lu.assertTrue(conn:closed())
+  lu.assertEquals(conn:buffered(), 0)
+  conn:abort() -- twice is harmless
+  self.loop:run() -- nothing left to keep the loop alive
+  client:close()
 end
 
 function TestConn:test_reset_calls_on_close_with_message_and_code()

@@ -103,6 +103,18 @@ function TestProtocol:test_replies_in_order_behind_a_slow_one()
   c:close()
 end
 
+function TestProtocol:test_half_closed_client_gets_its_replies_then_eof()
+  local c = ms.connect(self.mux.sock)
+  -- lookups in flight when the client shuts down its sending side
+  assert(c:send(ms.q(SLOW) .. ms.q(NOMATCH)))
+  assert(c:shutdown("send"))
+  lu.assertEquals(p0f.decode(assert(ms.reply(c))).os_name, "Slow")
+  lu.assertEquals(p0f.decode(assert(ms.reply(c))).status, "nomatch")
+  -- then the mux closes its side: end of file, not a timeout
+  lu.assertEquals(select(2, ms.reply(c)), "closed")
+  c:close()
+end
+
 function TestProtocol:test_concurrent_queries_for_one_address_share_one_lookup()
   local conns = {}
   for i = 1, 10 do

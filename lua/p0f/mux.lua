@@ -94,7 +94,9 @@ end
 
 -- Forget a client. Its queries still under way upstream go on (their
 -- answers fill the cache) but are not written anywhere.
-function Mux:_drop(cs, why)
+-- now: free the fd and the buffered output at once (a client that does
+-- not read would otherwise hold both until it goes away).
+function Mux:_drop(cs, why, now)
   if cs.dead then return end
   cs.dead = true
   self.conns[cs.conn] = nil
@@ -104,6 +106,7 @@ function Mux:_drop(cs, why)
     self.stats.dropped = self.stats.dropped + 1
     self:_log_limited("drop:" .. why, "warning", "client %s: %s; closing it", cs.peer, why)
   end
+  if now then return cs.conn:abort() end
   cs.conn:close()
   -- close() writes what is buffered first; until then the fd is held, so
   -- the connection still counts against max_clients.
@@ -135,11 +138,18 @@ function Mux:_flush(cs)
   if failed then
     self:_drop(cs)
   elseif cs.conn:buffered() > self.d.max_output then
-    self:_drop(cs, "not reading its replies")
+    self:_drop(cs, "not reading its replies", true)
   elseif not cs.parsing and not self.stopping and #cs.inbuf >= QUERY_SIZE then
     self:_parse(cs) -- room again for what it pipelined
   end
+  self:_close_if_done(cs)
   if self.stopping then self:_maybe_finish() end
+end
+
+-- A client that half-closed (sends no more) is closed once every reply it
+-- is owed is written; a query it left unfinished can never complete.
+function Mux:_close_if_done(cs)
+  if cs.eof and not cs.dead and cs.head == cs.tail then self:_drop(cs) end
 end
 
 -- Every upstream lookup ends here, once: its answer (or failure) goes to
@@ -226,7 +236,7 @@ function Mux:_parse(cs)
   -- room for PIPELINE_SLACK times max_pending more queries.
   if rest > QUERY_SIZE * max_pending * PIPELINE_SLACK then
     return self:_drop(cs, string.format("more than %d queries pipelined without reading the replies",
-      (PIPELINE_SLACK + 1) * max_pending))
+      (PIPELINE_SLACK + 1) * max_pending), true)
   end
   -- A query cut short must be completed within `timeout`.
   if rest % QUERY_SIZE ~= 0 then
@@ -265,6 +275,10 @@ function Mux:_accept(conn, peer)
     self.nconns = self.nconns - 1
     self.unanswered = self.unanswered - (cs.tail - cs.head)
     if self.stopping then self:_maybe_finish() end
+  end, function()
+    -- the peer half-closed: it still reads the replies owed
+    cs.eof = true
+    self:_close_if_done(cs)
   end)
 end
 

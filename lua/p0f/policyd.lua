@@ -238,12 +238,14 @@ end
 
 -- ---- connections ------------------------------------------------------------------
 
-function Server:_drop(cs, why)
+-- now: free the fd and the buffered output at once (a peer that does not
+-- read would otherwise hold both until it goes away).
+function Server:_drop(cs, why, now)
   if cs.dead then return end
   cs.dead = true
   if why then self.log:warning("connection from %s: %s; closing it", cs.peer, why) end
   cs.timer:close()
-  cs.conn:close()
+  if now then cs.conn:abort() else cs.conn:close() end
   self.conns[cs.conn] = nil
   self.nconns = self.nconns - 1
 end
@@ -259,8 +261,10 @@ function Server:_flush(cs)
     end
   end
   if not cs.dead and cs.conn:buffered() > OUT_MAX then
-    self:_drop(cs, "not reading its answers")
+    self:_drop(cs, "not reading its answers", true)
   end
+  -- A half-closed client: close once every answer it is owed is written.
+  if cs.eof and cs.head == cs.tail then self:_drop(cs) end
 end
 
 function Server:_request(cs, attrs, problem)
@@ -320,6 +324,10 @@ function Server:_accept(conn, peer)
     cs.timer:close()
     self.conns[conn] = nil
     self.nconns = self.nconns - 1
+  end), self:_guard("eof", function()
+    -- The client sends no more (shutdown of its side) but may still read.
+    cs.eof = true
+    self:_flush(cs)
   end))
 end
 

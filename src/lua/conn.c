@@ -14,11 +14,11 @@
 
 #define READ_MAX 16384
 
-/* h.cb_ref: on_read; h.cb2_ref: on_close. */
+/* h.cb_ref: on_read; h.cb2_ref: on_close; eof_ref: on_eof (optional). */
 struct lconn {
 	struct lhandle h;
 	ev_io rio, wio;
-	int fd, started, closing;
+	int fd, started, closing, eof_ref;
 	char *out;
 	size_t outlen, outoff, outcap;
 	char peer[64];
@@ -30,8 +30,8 @@ static void conn_release(lua_State *L, struct lhandle *h, int closing)
 	struct lconn *c = (struct lconn *)h;
 	struct ev_loop *loop = lp0f_handle_evloop(h);
 
-	(void)L;
 	(void)closing;
+	lp0f_unref(L, &c->eof_ref);
 	if (loop) {
 		ev_io_stop(loop, &c->rio);
 		ev_io_stop(loop, &c->wio);
@@ -95,6 +95,15 @@ static int conn_read_body(lua_State *L, void *ud)
 		lp0f_callback(L, 2, "on_read");
 		return 0;
 	}
+	if (n == 0 && c->eof_ref != LUA_NOREF) {
+		/* Half-close: the peer sends no more but may still read. Stop
+		 * reading, keep the fd for the answers owed, let Lua close. */
+		ev_io_stop(c->h.lp->loop, &c->rio);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->eof_ref);
+		lua_pushvalue(L, 1);
+		lp0f_callback(L, 1, "on_eof");
+		return 0;
+	}
 	conn_lost(L, c, n == 0 ? 0 : err);
 	return 0;
 }
@@ -135,6 +144,7 @@ const char *lp0f_conn_accept(lua_State *L, int listen_fd, const struct lhandle *
 	/* The userdata first: an allocation error must not lose a descriptor. */
 	struct lconn *c = lp0f_handle_new(L, sizeof *c, &conn_class, NULL, 0);
 
+	c->eof_ref = LUA_NOREF;
 	c->fd = p0f_net_accept(listen_fd, c->peer, sizeof c->peer, err);
 	if (c->fd < 0) {
 		lua_pop(L, 1);
@@ -162,13 +172,18 @@ static struct lconn *check_conn(lua_State *L)
 	return luaL_checkudata(L, 1, LP0F_CONN_MT);
 }
 
-/* conn:start(on_read, on_close): begin reading. */
+/* conn:start(on_read, on_close[, on_eof]): begin reading. With on_eof, a
+ * read of end-of-file (the peer's half-close) stops reading and calls
+ * on_eof(conn) instead of closing: the answers owed can still be written,
+ * and Lua closes when it is done. */
 static int l_conn_start(lua_State *L)
 {
 	struct lconn *c = check_conn(L);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	if (!lua_isnoneornil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
+	if (!lua_isnoneornil(L, 4))
+		luaL_checktype(L, 4, LUA_TFUNCTION);
 	if (c->fd < 0)
 		return luaL_error(L, "attempt to use a closed connection");
 	if (c->started)
@@ -177,6 +192,8 @@ static int l_conn_start(lua_State *L)
 	c->h.cb_ref = lp0f_ref(L, 2);
 	if (!lua_isnoneornil(L, 3))
 		c->h.cb2_ref = lp0f_ref(L, 3);
+	if (!lua_isnoneornil(L, 4))
+		c->eof_ref = lp0f_ref(L, 4);
 	if (lp0f_handle_evloop(&c->h))
 		ev_io_start(c->h.lp->loop, &c->rio);
 	return 0;
@@ -251,6 +268,18 @@ static int l_conn_close(lua_State *L)
 	return lp0f_handle_close(L, &conn_class);
 }
 
+/* conn:abort(): close now, discarding buffered output: the fd and the
+ * buffer are freed at once (for a peer that does not read what it is sent;
+ * a graceful close() would hold both until it does). Also ends a close()
+ * still writing. on_close is not called. */
+static int l_conn_abort(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	if (c->fd < 0)
+		return 0;
+	return lp0f_handle_close(L, &conn_class);
+}
+
 static int l_conn_gc(lua_State *L)
 {
 	return lp0f_handle_gc(L, &conn_class);
@@ -287,6 +316,7 @@ static const luaL_Reg conn_methods[] = {
 	{ "start", l_conn_start },
 	{ "write", l_conn_write },
 	{ "close", l_conn_close },
+	{ "abort", l_conn_abort },
 	{ "peer", l_conn_peer },
 	{ "buffered", l_conn_buffered },
 	{ "closed", l_conn_closed },

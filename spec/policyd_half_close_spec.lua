@@ -1,9 +1,7 @@
---- Waiting on the conn object (C): a client that half-closes (shutdown of
--- its sending side) after its request must still get the answer when a
--- lookup is in flight. Today the binding treats EOF on read as the peer
--- gone: it closes the fd before Lua hears of it, and the answer is lost.
--- Not in spec/ (so ctest does not run it) until the conn object reports a
--- half-close without closing; then move it to spec/ as it is.
+-- A client that half-closes (shutdown of its sending side) after its request
+-- still gets the answer when a lookup is in flight: the conn object reports
+-- end-of-file to Lua (on_eof) instead of closing, and the server closes once
+-- the answers owed are written.
 -- Run: from the source tree with the ctest environment (see spec/CMakeLists.txt).
 local lu = require("luaunit")
 local fake = require("p0f.fake")
