@@ -4,6 +4,8 @@
 --   p0f-query asks a real p0f on lo;
 --   p0f-policyd runs from the installed files with the packaged config, as
 --   its system user (p0f socket and listen address overridden), and answers;
+--   p0f-mux runs the same way in front of the real p0f, and p0f-query, as
+--   another user, asks through it;
 --   rspamd loads the packaged plugin, which finds the packaged modules by its
 --   default search paths;
 -- and the packages are purged again at the end, whatever happened.
@@ -17,7 +19,7 @@ local H = require("rspamd.harness")
 local fake = require("p0f.fake")
 
 local src = assert(os.getenv("P0F_SOURCE_DIR"), "P0F_SOURCE_DIR not set (run through ctest)")
-local PACKAGES = { "lua-p0f", "p0f-policyd" }
+local PACKAGES = { "lua-p0f", "p0f-policyd", "p0f-mux" }
 
 --- A command with the suite's Lua paths removed: only what is installed.
 local function clean(cmd)
@@ -63,7 +65,7 @@ local function setup()
   assert(not out:find("\nE: ") and not out:find("^E: "), "lintian reports errors:\n" .. out)
   we_installed = true
   out, ok = run(string.format("cd %s && apt-get install -y -q --no-install-recommends "
-    .. "-o DPkg::Lock::Timeout=300 ./lua-p0f_*.deb ./p0f-policyd_*.deb", q(dir)))
+    .. "-o DPkg::Lock::Timeout=300 ./lua-p0f_*.deb ./p0f-policyd_*.deb ./p0f-mux_*.deb", q(dir)))
   assert(ok, "apt-get install failed:\n" .. out)
 end
 
@@ -89,17 +91,21 @@ function TestDeb.test_files_where_debian_wants_them()
     "/usr/lib/" .. multiarch .. "/lua/5.4/p0f/core.so", "/usr/lib/" .. multiarch .. "/lua/5.1/p0f/core.so",
     "/usr/bin/p0f-query", "/usr/bin/p0f-policyd", "/usr/share/lua-p0f/rspamd/p0f_fingerprint.lua",
     "/lib/systemd/system/p0f-policyd.service", "/etc/p0f-policyd.conf",
+    "/usr/bin/p0f-mux", "/lib/systemd/system/p0f-mux.service", "/etc/p0f-mux.conf",
   }) do
     lu.assertTrue(os.rename(path, path) ~= nil, path .. " not installed")
   end
   lu.assertStrContains(run("dpkg-query -W -f='${Conffiles}' p0f-policyd"), "/etc/p0f-policyd.conf")
-  local user = run("getent passwd p0f-policyd")
-  lu.assertStrMatches(user, "p0f%-policyd:x:%d+:%d+:.*\n")
-  -- `man p0f-policyd` works, from the package.
-  lu.assertStrContains(run("MANPATH=/usr/share/man man -w p0f-policyd"), "/usr/share/man/man8/p0f-policyd.8")
-  local page, ok = run("MANPATH=/usr/share/man MANWIDTH=80 man p0f-policyd")
-  lu.assertTrue(ok, page)
-  lu.assertStrContains(page, "Postfix policy server")
+  lu.assertStrContains(run("dpkg-query -W -f='${Conffiles}' p0f-mux"), "/etc/p0f-mux.conf")
+  for _, daemon in ipairs({ { "p0f-policyd", "Postfix policy server" }, { "p0f-mux", "one connection" } }) do
+    local name, words = daemon[1], daemon[2]
+    lu.assertStrMatches(run("getent passwd " .. name), (name:gsub("%-", "%%-")) .. ":x:%d+:%d+:.*\n")
+    -- `man NAME` works, from the package.
+    lu.assertStrContains(run("MANPATH=/usr/share/man man -w " .. name), "/usr/share/man/man8/" .. name .. ".8")
+    local page, ok = run("MANPATH=/usr/share/man MANWIDTH=80 man " .. name)
+    lu.assertTrue(ok, page)
+    lu.assertStrContains(page, words)
+  end
   lu.assertStrContains(run("MANPATH=/usr/share/man man -w p0f-query"), "/usr/share/man/man1/p0f-query.1")
 end
 
@@ -159,6 +165,40 @@ function TestDeb.test_policyd_answers_with_the_packaged_config()
   lu.assertEquals(rcpt, "DUNNO")
   -- The packaged config's header.
   lu.assertEquals(data, "PREPEND X-p0f-OS: Windows 7 or 8, link=DSL, distance=12")
+  lu.assertEquals(status, 0)
+end
+
+function TestDeb.test_mux_answers_with_the_packaged_config()
+  ready()
+  if not p0fd then
+    local err
+    p0fd, err = support.start_p0f()
+    lu.assertNotNil(p0fd, err)
+  end
+  lu.assertNotNil(support.learn(p0fd, "127.0.0.1"), "p0f did not learn 127.0.0.1")
+  -- Its socket directory as systemd's RuntimeDirectory makes it: owned by
+  -- the service user, so that user can create the socket there.
+  local files = ps.files()
+  local sockdir = support.tmpname(".mux")
+  local out, made = run(string.format("mkdir -m 0755 %s && chown p0f-mux:p0f-mux %s", q(sockdir), q(sockdir)))
+  lu.assertTrue(made, out)
+  local sock = sockdir .. "/p0f-mux.sock"
+  -- As its system user, straight from /usr/bin, with /etc/p0f-mux.conf.
+  local m, log = ps.spawn(files, clean(string.format(
+    "setpriv --reuid p0f-mux --regid p0f-mux --init-groups -- "
+    .. "/usr/bin/p0f-mux -c /etc/p0f-mux.conf -l unix:%s -s %s", q(sock), q(p0fd.socket))), sock)
+  if not m then support.sh("rm -rf " .. q(sockdir)) end
+  lu.assertNotNil(m, log)
+  -- The packaged listen_mode lets any user connect.
+  local mode = run("stat -c %a " .. q(sock))
+  -- A client that is neither root nor p0f-mux, with the installed p0f-query.
+  local answer, asked = run(clean("setpriv --reuid nobody --regid nogroup --clear-groups -- "
+    .. "/usr/bin/p0f-query --socket " .. q(sock) .. " 127.0.0.1"))
+  local status = ps.stop(m)
+  support.sh("rm -rf " .. q(sockdir))
+  lu.assertEquals(mode, "666\n")
+  lu.assertTrue(asked, answer)
+  lu.assertStrMatches(answer, "127%.0%.0%.1\n  status +ok\n.*os_name +Linux\n.*")
   lu.assertEquals(status, 0)
 end
 

@@ -2,8 +2,8 @@
 -- and the src.rock from git; `luarocks install ./p0f-X.Y.Z-1.src.rock`
 -- works with no network (in a network namespace of its own) for Lua 5.4
 -- and for Lua 5.1 run by LuaJIT, each into a fresh tree; from each tree
--- `require("p0f")` loads, `p0f-query --help` runs and p0f-query asks a real
--- p0f on lo. Needs root (p0f sniffs, unshare makes the namespace).
+-- `require("p0f")` loads, `p0f-query --help` and `p0f-mux --help` run and
+-- p0f-query asks a real p0f on lo. Needs root (p0f sniffs, unshare makes the namespace).
 local lu = require("luaunit")
 local support = require("support")
 local q, run = support.quote, support.capture
@@ -56,7 +56,7 @@ function TestRelease.test_tarball_is_git_only()
       "build file in the tarball: " .. name)
   end
   lu.assertStrContains(list, prefix .. "CMakeLists.txt\n")
-  lu.assertStrContains(list, prefix .. "src/lua/codec.c\n")
+  lu.assertStrContains(list, prefix .. "src/lua/core.c\n")
   lu.assertStrContains(list, prefix .. "p0f-scm-1.rockspec\n")
   lu.assertTrue(n > 50, n .. " entries")
 end
@@ -89,7 +89,7 @@ local function install_and_use(lua, abi, config)
   -- CMake's install rules stay inside the tree: the man pages land in the
   -- rock's own directory, not in /usr/local.
   local rockdir = tree .. "/lib/luarocks/rocks-" .. abi .. "/p0f/" .. version .. "-1"
-  for _, page in ipairs({ "man1/p0f-query.1", "man8/p0f-policyd.8" }) do
+  for _, page in ipairs({ "man1/p0f-query.1", "man8/p0f-policyd.8", "man8/p0f-mux.8" }) do
     lu.assertNotNil(io.open(rockdir .. "/share/man/" .. page), page .. " not in " .. rockdir)
   end
 
@@ -109,6 +109,10 @@ local function install_and_use(lua, abi, config)
   out, ok = run("env -u LUA_PATH -u LUA_CPATH " .. q(wrapper) .. " --help")
   lu.assertTrue(ok, out)
   lu.assertStrContains(out, "usage: p0f-query")
+  -- The daemons' wrappers too (p0f-mux answers --help without a config).
+  out, ok = run("env -u LUA_PATH -u LUA_CPATH " .. q(tree .. "/bin/p0f-mux") .. " --help")
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "p0f-mux")
 
   -- And a real query, to a real p0f that has seen 127.0.0.1.
   if not p0fd then
