@@ -85,7 +85,14 @@ void lp0f_handle_keep_while_running(lua_State *L, struct lhandle *h)
 
 void lp0f_handle_release(lua_State *L, struct lhandle *h, int closing)
 {
+	/* A close() from a callback that this release runs (an ECANCELED
+	 * delivery) is a no-op: the outer release finishes the job, so every
+	 * owed callback still runs once. */
+	if (h->releasing)
+		return;
+	h->releasing = 1;
 	h->cls->release(L, h, closing); /* with its loop: watchers stop on it */
+	h->releasing = 0;
 	detach(h);
 	lp0f_unref(L, &h->cb_ref);
 	lp0f_unref(L, &h->cb2_ref);

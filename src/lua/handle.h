@@ -48,6 +48,7 @@ struct lhandle {
 	int cb_ref;        /* its callback (or callback table) */
 	int cb2_ref;       /* a second callback (on_close, on_error) */
 	struct lhandle *prev, *next; /* on lp's list of open objects */
+	int releasing;     /* inside lp0f_handle_release (a callback may close again) */
 };
 
 struct lloop {
