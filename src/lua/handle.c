@@ -83,15 +83,36 @@ void lp0f_handle_keep_while_running(lua_State *L, struct lhandle *h)
 	lua_pop(L, 1);
 }
 
+int lp0f_use_handler(lua_State *L, const struct lloop *lp)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lp->h.cb_ref);
+	lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
+	return lua_gettop(L);
+}
+
+void lp0f_restore_handler(lua_State *L, int idx)
+{
+	lua_settop(L, idx);
+	lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
+}
+
 void lp0f_handle_release(lua_State *L, struct lhandle *h, int closing)
 {
+	struct lloop *lp = strcmp(h->cls->name, LP0F_LOOP_MT) == 0 ? (struct lloop *)h : h->lp;
+	int saved = 0;
+
 	/* A close() from a callback that this release runs (an ECANCELED
 	 * delivery) is a no-op: the outer release finishes the job, so every
 	 * owed callback still runs once. */
 	if (h->releasing)
 		return;
 	h->releasing = 1;
+	if (closing && lp) /* errors in those callbacks go to the loop's handler */
+		saved = lp0f_use_handler(L, lp);
 	h->cls->release(L, h, closing); /* with its loop: watchers stop on it */
+	if (saved)
+		lp0f_restore_handler(L, saved);
 	h->releasing = 0;
 	detach(h);
 	lp0f_unref(L, &h->cb_ref);

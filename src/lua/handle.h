@@ -66,6 +66,11 @@ struct lloop {
  * run() (set and restored by run(), so nested runs each see their own). */
 #define LP0F_ON_ERROR "p0f.loop.on_error"
 
+/* Make lp's on_error the one lp0f_report uses; returns the stack index of
+ * the one it replaces, for lp0f_restore_handler (which pops it). */
+int lp0f_use_handler(lua_State *L, const struct lloop *lp);
+void lp0f_restore_handler(lua_State *L, int idx);
+
 /* New object of `cls` on the stack: zeroed, every ref LUA_NOREF. With
  * loop_idx != 0 it is attached to `lp` (the loop at that index). */
 void *lp0f_handle_new(lua_State *L, size_t size, const struct lhandle_class *cls,

@@ -81,20 +81,15 @@ static int run_loop(lua_State *L, int flags)
 {
 	struct lloop *lp = lp0f_check_loop(L, 1);
 	lua_State *saved = lp->L;
-	int more;
+	int more, handler;
 
-	/* This loop's error handler while it runs; the caller's afterwards. */
-	lua_settop(L, 1);
-	lua_getfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, lp->h.cb_ref);
-	lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
+	handler = lp0f_use_handler(L, lp); /* this loop's while it runs */
 	lp->L = L;
 	lp->depth++;
 	more = ev_run(lp->loop, flags);
 	lp->depth--;
 	lp->L = saved;
-	lua_settop(L, 2);
-	lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
+	lp0f_restore_handler(L, handler);
 	if (lp->depth == 0) {
 		lp0f_unref(L, &lp->keep_ref);
 		if (lp->closed) { /* closed from one of its callbacks */
