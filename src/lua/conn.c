@@ -150,13 +150,13 @@ const char *lp0f_conn_accept(lua_State *L, int listen_fd, const struct lhandle *
 		lua_pop(L, 1);
 		return NULL;
 	}
-	c->h.lp = listener->lp;
 	ev_io_init(&c->rio, on_conn_read, c->fd, EV_READ);
 	ev_io_init(&c->wio, on_conn_write, c->fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
 	c->h.self_ref = lp0f_ref(L, -1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, listener->loop_ref);
-	c->h.loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lp0f_handle_attach(L, &c->h, listener->lp, -1);
+	lua_pop(L, 1);
 	return c->peer;
 }
 

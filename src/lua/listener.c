@@ -120,8 +120,7 @@ int lp0f_loop_listen(lua_State *L)
 		lua_pushstring(L, lp0f_err_name(err));
 		return 3;
 	}
-	ls->h.lp = lp;
-	ls->h.loop_ref = lp0f_ref(L, 1);
+	lp0f_handle_attach(L, &ls->h, lp, 1);
 	ls->h.cb_ref = lp0f_ref(L, 3);
 	ls->h.self_ref = lp0f_ref(L, -1);
 	ev_io_init(&ls->io, on_accept, ls->fd, EV_READ);

@@ -11,7 +11,7 @@
 struct lloop *lp0f_check_loop(lua_State *L, int i)
 {
 	struct lloop *lp = luaL_checkudata(L, i, LP0F_LOOP_MT);
-	if (lp->loop == NULL)
+	if (lp->closed)
 		luaL_error(L, "attempt to use a closed p0f loop");
 	return lp;
 }
@@ -19,20 +19,37 @@ struct lloop *lp0f_check_loop(lua_State *L, int i)
 /* Open p0f.loop objects on libev's default loop (it is one per process). */
 static int default_users;
 
+/* Destroy the libev loop; the default one too, once no open p0f.loop uses
+ * it: its watchers go with it (a later p0f.loop("default") starts afresh)
+ * and libev's memory is released. */
+static void let_go(struct lloop *lp)
+{
+	if (lp->loop == NULL)
+		return;
+	if (!lp->is_default || --default_users == 0)
+		ev_loop_destroy(lp->loop);
+	lp->loop = NULL;
+}
+
+/* Release every object on the loop (from close(): they are closed as by
+ * their own close(), callbacks of what is owed included), then the loop.
+ * Inside run() libev is still walking the loop: it stops, and is destroyed
+ * when the outermost run() returns. */
 static void loop_release(lua_State *L, struct lhandle *h, int closing)
 {
 	struct lloop *lp = (struct lloop *)h;
 
-	(void)closing;
-	if (lp->loop == NULL)
+	if (lp->closed)
 		return;
-	lp0f_loop_release_clients(L, lp);
-	/* The default loop too, once no open p0f.loop uses it: its watchers
-	 * go with it (a later p0f.loop("default") starts afresh) and libev's
-	 * memory is released. */
-	if (!lp->is_default || --default_users == 0)
-		ev_loop_destroy(lp->loop);
-	lp->loop = NULL;
+	lp->closed = 1; /* first: nothing new attaches while we release */
+	while (lp->handles)
+		lp0f_handle_release(L, lp->handles, closing);
+	if (lp->depth > 0) {
+		ev_break(lp->loop, EVBREAK_ALL);
+		return;
+	}
+	lp0f_unref(L, &lp->keep_ref);
+	let_go(lp);
 }
 
 static const struct lhandle_class loop_class = { LP0F_LOOP_MT, loop_release };
@@ -43,6 +60,8 @@ static int l_loop(lua_State *L)
 	const char *which = luaL_optstring(L, 1, "new");
 	struct lloop *lp = lp0f_handle_new(L, sizeof *lp, &loop_class, NULL, 0);
 
+	lp->keep_ref = LUA_NOREF;
+	lp->closed = 1; /* until it has a libev loop */
 	if (strcmp(which, "default") == 0) {
 		lp->loop = ev_default_loop(0);
 		lp->is_default = lp->loop != NULL;
@@ -54,6 +73,7 @@ static int l_loop(lua_State *L)
 	}
 	if (lp->loop == NULL)
 		return luaL_error(L, "libev could not create a loop");
+	lp->closed = 0;
 	return 1;
 }
 
@@ -61,14 +81,21 @@ static int run_loop(lua_State *L, int flags)
 {
 	struct lloop *lp = lp0f_check_loop(L, 1);
 	lua_State *saved = lp->L;
-	int more;
+	int more, handler;
 
+	handler = lp0f_use_handler(L, lp); /* this loop's while it runs */
 	lp->L = L;
+	lp->depth++;
 	more = ev_run(lp->loop, flags);
+	lp->depth--;
 	lp->L = saved;
-	if (saved == NULL) {
-		lua_pushnil(L);
-		lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ZOMBIES);
+	lp0f_restore_handler(L, handler);
+	if (lp->depth == 0) {
+		lp0f_unref(L, &lp->keep_ref);
+		if (lp->closed) { /* closed from one of its callbacks */
+			let_go(lp);
+			more = 0;
+		}
 	}
 	lua_pushboolean(L, more);
 	return 1;
@@ -77,6 +104,24 @@ static int run_loop(lua_State *L, int flags)
 static int l_loop_run(lua_State *L) { return run_loop(L, 0); }
 static int l_loop_run_once(lua_State *L) { return run_loop(L, EVRUN_ONCE); }
 static int l_loop_run_nowait(lua_State *L) { return run_loop(L, EVRUN_NOWAIT); }
+
+/* loop:on_error(fn | nil): errors raised by callbacks on this loop (and
+ * not caught by a handler of their own, such as a client's on_error) go to
+ * fn(message) instead of stderr. */
+static int l_loop_on_error(lua_State *L)
+{
+	struct lloop *lp = lp0f_check_loop(L, 1);
+	if (!lua_isnil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	lp0f_unref(L, &lp->h.cb_ref);
+	if (!lua_isnil(L, 2))
+		lp->h.cb_ref = lp0f_ref(L, 2);
+	if (lp->depth > 0) { /* inside run(): from now on */
+		lua_pushvalue(L, 2);
+		lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ON_ERROR);
+	}
+	return 0;
+}
 
 static int l_loop_now(lua_State *L)
 {
@@ -98,10 +143,15 @@ static int l_loop_close(lua_State *L)
 	return lp0f_handle_close(L, &loop_class);
 }
 
+static int l_loop_gc(lua_State *L)
+{
+	return lp0f_handle_gc(L, &loop_class);
+}
+
 static int l_loop_tostring(lua_State *L)
 {
 	struct lloop *lp = luaL_checkudata(L, 1, LP0F_LOOP_MT);
-	lua_pushfstring(L, "p0f.loop (%s)", lp->loop == NULL ? "closed"
+	lua_pushfstring(L, "p0f.loop (%s)", lp->closed ? "closed"
 	                : lp->is_default ? "default" : "own");
 	return 1;
 }
@@ -117,8 +167,9 @@ static const luaL_Reg loop_methods[] = {
 	{ "run_nowait", l_loop_run_nowait },
 	{ "now", l_loop_now },
 	{ "stop", l_loop_stop },
+	{ "on_error", l_loop_on_error },
 	{ "close", l_loop_close },
-	{ "__gc", l_loop_close },
+	{ "__gc", l_loop_gc },
 	{ "__close", l_loop_close },
 	{ "__tostring", l_loop_tostring },
 	{ NULL, NULL }

@@ -14,7 +14,6 @@ struct levclient {
 	struct lhandle h;
 	struct p0f_ev e;
 	struct p0f_client *c;
-	struct levclient *next; /* on the loop's list */
 	char path[108];
 };
 
@@ -152,7 +151,6 @@ int lp0f_loop_client(lua_State *L)
 	strcpy(ec->path, path);
 	lua_newtable(L);
 	ec->h.cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	ec->h.loop_ref = lp0f_ref(L, 1);
 	lua_getfield(L, 2, "on_error");
 	if (lua_isnil(L, -1))
 		lua_pop(L, 1);
@@ -160,9 +158,7 @@ int lp0f_loop_client(lua_State *L)
 		ec->h.cb2_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	if ((ec->c = p0f_client_new(path, &o)) == NULL)
 		return lp0f_push_err(L, errno, path);
-	ec->h.lp = lp;
-	ec->next = lp->clients;
-	lp->clients = ec;
+	lp0f_handle_attach(L, &ec->h, lp, 1);
 	p0f_ev_init(&ec->e, lp->loop, ec->c, on_done, on_idle, ec);
 	return 1;
 }
@@ -215,63 +211,32 @@ static int l_evclient_pending(lua_State *L)
 	return 1;
 }
 
-static void loop_unlink(struct levclient *ec)
-{
-	struct levclient **pp;
-	if (ec->h.lp == NULL)
-		return;
-	for (pp = &ec->h.lp->clients; *pp; pp = &(*pp)->next)
-		if (*pp == ec) {
-			*pp = ec->next;
-			break;
-		}
-	ec->h.lp = NULL;
-}
-
 /* Free the client; from close() the queries still owed get their
- * callbacks (ECANCELED), from __gc or the loop's close nobody is called. */
+ * callbacks (ECANCELED), from __gc nobody is called. */
 static void evclient_release(lua_State *L, struct lhandle *h, int closing)
 {
 	struct levclient *ec = (struct levclient *)h;
+	struct p0f_client *c = ec->c;
 	uint64_t handle;
 	struct p0f_result r;
 
-	if (ec->c == NULL)
+	if (c == NULL)
 		return;
+	ec->c = NULL; /* closed for the callbacks that run now */
+	/* Released from one of its own callbacks (its close, or its loop's):
+	 * the driver is still walking this object, keep it until run() returns. */
+	if (p0f_ev_in_callback(&ec->e))
+		lp0f_handle_keep_while_running(L, &ec->h);
 	p0f_ev_detach(&ec->e);
-	p0f_client_close(ec->c); /* pending -> ECANCELED, owed replies drained */
-	while (p0f_client_next_done(ec->c, &handle, &r))
+	p0f_client_close(c); /* pending -> ECANCELED, owed replies drained */
+	while (p0f_client_next_done(c, &handle, &r))
 		if (closing && ec->h.cb_ref != LUA_NOREF)
 			deliver(L, ec, handle, &r);
-	p0f_client_free(ec->c);
-	ec->c = NULL;
-	loop_unlink(ec);
-}
-
-void lp0f_loop_release_clients(lua_State *L, struct lloop *lp)
-{
-	while (lp->clients)
-		lp0f_handle_release(L, &lp->clients->h, 0);
+	p0f_client_free(c);
 }
 
 static int l_evclient_close(lua_State *L)
 {
-	struct levclient *ec = luaL_checkudata(L, 1, LP0F_EVCLIENT_MT);
-	if (ec->c != NULL && p0f_ev_in_callback(&ec->e)) {
-		/* Closed from one of its own callbacks: the driver is still
-		 * walking this object, so keep it alive until run() returns. */
-		lua_getfield(L, LUA_REGISTRYINDEX, LP0F_ZOMBIES);
-		if (lua_isnil(L, -1)) {
-			lua_pop(L, 1);
-			lua_newtable(L);
-			lua_pushvalue(L, -1);
-			lua_setfield(L, LUA_REGISTRYINDEX, LP0F_ZOMBIES);
-		}
-		lua_pushvalue(L, 1);
-		lua_pushboolean(L, 1);
-		lua_rawset(L, -3);
-		lua_pop(L, 1);
-	}
 	return lp0f_handle_close(L, &evclient_class);
 }
 

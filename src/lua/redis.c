@@ -14,7 +14,8 @@
 struct lredis {
 	struct lhandle h;
 	struct p0f_redis *r;
-	lua_State *closing_L; /* set while close() fails the pending commands */
+	lua_State *closing_L; /* set while release fails the pending commands */
+	int quiet;            /* ... without calling them (from __gc) */
 	char where[280];
 };
 
@@ -30,10 +31,10 @@ struct redis_delivery {
 	const char *errstr;
 };
 
-/* From close(): pending commands get their callbacks now, with ECANCELED.
- * From __gc (only once close() let go, or at exit): nothing is called back;
- * with the loop already closed hiredis must not touch it, so nothing is
- * freed either. */
+/* From close() (its own or its loop's): pending commands get their
+ * callbacks now, with ECANCELED. From __gc (only once close() let go, or
+ * when the Lua state closes): nothing is called back. The loop's close
+ * releases this first, so the loop is always there for hiredis' watchers. */
 static void redis_release(lua_State *L, struct lhandle *h, int closing)
 {
 	struct lredis *lr = (struct lredis *)h;
@@ -42,15 +43,10 @@ static void redis_release(lua_State *L, struct lhandle *h, int closing)
 	if (r == NULL)
 		return;
 	lr->r = NULL; /* closed for the callbacks that run now */
-	if (closing) {
-		lr->closing_L = L;
-		p0f_redis_free(r);
-		lr->closing_L = NULL;
-	} else if (lp0f_handle_evloop(h) != NULL) {
-		lr->closing_L = NULL;
-		lr->h.lp = NULL; /* callbacks see no Lua state: they only free */
-		p0f_redis_free(r);
-	}
+	lr->closing_L = L;
+	lr->quiet = !closing;
+	p0f_redis_free(r);
+	lr->closing_L = NULL;
 }
 static const struct lhandle_class redis_class = { LP0F_REDIS_MT, redis_release };
 
@@ -122,7 +118,8 @@ static void redis_done(void *ud, const redisReply *reply, int err, const char *e
 	d.err = err;
 	d.errstr = errstr;
 	if (L) {
-		lp0f_protected(L, redis_deliver_body, &d);
+		if (!(lr->closing_L && lr->quiet))
+			lp0f_protected(L, redis_deliver_body, &d);
 		lp0f_unref(L, &cmd->cb_ref);
 	}
 	free(cmd);
@@ -154,8 +151,7 @@ int lp0f_loop_redis(lua_State *L)
 		snprintf(lr->where, sizeof lr->where, "%s:%d", host, o.port);
 	if ((lr->r = p0f_redis_new(lp->loop, &o)) == NULL)
 		return lp0f_push_err(L, errno, host);
-	lr->h.lp = lp;
-	lr->h.loop_ref = lp0f_ref(L, 1);
+	lp0f_handle_attach(L, &lr->h, lp, 1);
 	lr->h.self_ref = lp0f_ref(L, -1);
 	return 1;
 }
