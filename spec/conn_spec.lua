@@ -86,6 +86,42 @@ function TestConn:test_half_close_calls_on_eof_and_the_answer_still_goes_out()
   client:close()
 end
 
+function TestConn:test_pause_stops_reading_until_resume()
+  local got = {}
+  local conn, client = pair(self.loop, function(_, data) got[#got + 1] = data end)
+  lu.assertFalse(conn:paused())
+  conn:pause()
+  conn:pause() -- twice is harmless
+  lu.assertTrue(conn:paused())
+  assert(client:send("held\n"))
+  -- a paused conn reads nothing, however long the loop runs
+  lu.assertFalse(child.pump(self.loop, function() return #got > 0 end, 0.3))
+  conn:resume()
+  lu.assertFalse(conn:paused())
+  lu.assertTrue(child.pump(self.loop, function() return #got > 0 end, 10))
+  lu.assertEquals(table.concat(got), "held\n")
+  client:close()
+  conn:close()
+  conn:resume() -- a closed conn stays closed
+  conn:pause()
+  lu.assertTrue(conn:closed())
+end
+
+function TestConn:test_resume_after_half_close_does_not_read_again()
+  local eofs, closed = 0, false
+  local conn, client = pair(self.loop, function() end, function() closed = true end,
+    function() eofs = eofs + 1 end)
+  client:shutdown("send")
+  lu.assertTrue(child.pump(self.loop, function() return eofs > 0 end, 10))
+  conn:pause()
+  conn:resume() -- must not restart the read watcher on a peer at end of file
+  lu.assertFalse(child.pump(self.loop, function() return eofs > 1 or closed end, 0.3))
+  lu.assertEquals(eofs, 1)
+  lu.assertFalse(conn:closed())
+  conn:close()
+  client:close()
+end
+
 function TestConn:test_abort_frees_fd_and_buffer_at_once()
   local conn, client = pair(self.loop, function() end)
   -- more than the socket buffers take: the rest stays in conn's buffer

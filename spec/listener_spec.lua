@@ -215,6 +215,10 @@ local function assert_raises_naming(opts_src, field)
   lu.assertStrContains(r.out, field, false, why)
 end
 
+function TestListener.test_on_error_not_a_function_raises()
+  assert_raises_naming("{ on_error = 5 }", "on_error")
+end
+
 function TestListener.test_mode_minus_one_raises()
   assert_raises_naming("{ mode = -1 }", "mode")
 end

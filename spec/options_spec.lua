@@ -96,7 +96,9 @@ end
 function TestConfigRanges:test_seconds_and_integers()
   local names = {
     redis_timeout = {}, request_timeout = {}, idle_timeout = {}, shutdown_timeout = {},
+    close_timeout = {},
     listen_mode = FRACTIONS, max_line = FRACTIONS, max_attrs = FRACTIONS, max_connections = FRACTIONS,
+    max_pending = FRACTIONS, max_output = FRACTIONS,
   }
   for name, extra in pairs(names) do
     each(UNUSABLE, extra, function(v)

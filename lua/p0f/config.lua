@@ -33,7 +33,10 @@ config.DEFAULTS = {
   idle_timeout = 1200,          -- a connection with no request open (Postfix's max_idle is 300)
   max_line = 4096,              -- bytes of one attribute line
   max_attrs = 128,              -- attributes in one request
-  max_connections = 1000,
+  max_connections = 1000,       -- connections at once (ones we are closing count)
+  max_pending = 64,             -- unanswered requests per connection; then it is not read
+  max_output = 262144,          -- bytes of answers a client has not read; then it is dropped
+  close_timeout = 10,           -- a connection we close gets this long to read its last answers
   shutdown_timeout = 2,         -- on SIGTERM, answer what is in flight for at most this long
 }
 
@@ -171,7 +174,7 @@ function config.split(opts)
   if not plog.FACILITIES[d.syslog_facility] then
     return bad("syslog_facility", plog.FACILITY_NAMES, d.syslog_facility)
   end
-  for _, name in ipairs({ "request_timeout", "idle_timeout", "shutdown_timeout" }) do
+  for _, name in ipairs({ "request_timeout", "idle_timeout", "shutdown_timeout", "close_timeout" }) do
     d[name], err = seconds(name, d[name])
     if not d[name] then return nil, err end
   end
@@ -181,6 +184,10 @@ function config.split(opts)
   if not d.max_attrs then return nil, err end
   d.max_connections, err = integer("max_connections", d.max_connections, 1, 1000000)
   if not d.max_connections then return nil, err end
+  d.max_pending, err = integer("max_pending", d.max_pending, 1, 65536)
+  if not d.max_pending then return nil, err end
+  d.max_output, err = integer("max_output", d.max_output, 4096, 67108864)
+  if not d.max_output then return nil, err end
   return d, rest
 end
 

@@ -24,13 +24,12 @@ local p0f = require("p0f")
 local cache = require("p0f.cache")
 local mc = require("p0f.mux_config")
 local plog = require("p0f.log")
+local pserver = require("p0f.server")
 
 local mux = {}
 
 local QUERY_SIZE = p0f.QUERY_SIZE
-local LOG_EVERY = 10   -- seconds between two log lines of one cause
-local PIPELINE_SLACK = 4 -- unparsed queries a client may send ahead, times max_pending
-local SWEEP_EVERY = 0.25 -- seconds between checks of deadlines and closing connections
+local SWEEP_EVERY = 0.25 -- seconds between checks of deadlines
 
 local Mux = {}
 Mux.__index = Mux
@@ -47,38 +46,21 @@ function mux.new(opts, env)
     log = env.log or plog.new{ target = d.log, level = d.log_level,
                                ident = "p0f-mux", facility = d.syslog_facility },
     conns = {},          -- client state by conn object
-    nconns = 0,
-    closing = {},        -- conn -> true: dropped, output still being written (fd held)
-    nclosing = 0,
     waiting = {},        -- address -> { cs1, slot1, cs2, slot2, ... } of one upstream lookup
     upstream_pending = 0, -- upstream lookups not settled yet (on the wire + queued)
     unanswered = 0,      -- client queries not yet written or failed
-    limited = {},        -- log cause -> { next =, suppressed = }
     scratch = {},        -- replies gathered for one write
-    stats = { accepted = 0, refused = 0, dropped = 0, queries = 0, upstream = 0,
+    stats = { accepted = 0, dropped = 0, queries = 0, upstream = 0,
               cache_hits = 0, coalesced = 0, failures = 0 },
   }, Mux)
+  -- the connection limits (p0f.server): counts, pipelining, output, closing
+  self.pool = pserver.pool{ loop = self.loop, log = self.log, what = "client",
+    max_connections = d.max_clients, limit_name = "max_clients", max_pending = d.max_pending,
+    max_output = d.max_output, close_timeout = d.close_timeout }
   if d.cache_size > 0 and (d.expire > 0 or d.nomatch_expire > 0) then
     self.lru = cache.lru{ size = d.cache_size, expire = d.expire, nomatch_expire = d.nomatch_expire }
   end
   return self
-end
-
--- A log line at most once per LOG_EVERY seconds per cause, with a count of
--- the ones left out. (Kept here until p0f.log rate-limits by cause itself.)
-function Mux:_log_limited(cause, level, fmt, ...)
-  local now = self.loop:now()
-  local l = self.limited[cause]
-  if l and now < l.next then
-    l.suppressed = l.suppressed + 1
-    return
-  end
-  local msg = string.format(fmt, ...)
-  if l and l.suppressed > 0 then
-    msg = string.format("%s (and %d more like it in %gs)", msg, l.suppressed, LOG_EVERY)
-  end
-  self.limited[cause] = { next = now + LOG_EVERY, suppressed = 0 }
-  self.log:log(level, "%s", msg)
 end
 
 --- The stats line: key=value pairs.
@@ -86,8 +68,8 @@ function Mux:stats_line()
   local s = self.stats
   return string.format("clients=%d queries=%d upstream=%d cache_hits=%d coalesced=%d failures=%d"
     .. " accepted=%d refused=%d dropped=%d cached=%d",
-    self.nconns, s.queries, s.upstream, s.cache_hits, s.coalesced, s.failures,
-    s.accepted, s.refused, s.dropped, self.lru and self.lru:count() or 0)
+    self.pool.open, s.queries, s.upstream, s.cache_hits, s.coalesced, s.failures,
+    s.accepted, self.pool.refused, s.dropped, self.lru and self.lru:count() or 0)
 end
 
 -- ---- clients ---------------------------------------------------------------
@@ -100,20 +82,14 @@ function Mux:_drop(cs, why, now)
   if cs.dead then return end
   cs.dead = true
   self.conns[cs.conn] = nil
-  self.nconns = self.nconns - 1
   self.unanswered = self.unanswered - (cs.tail - cs.head)
   if why then
     self.stats.dropped = self.stats.dropped + 1
-    self:_log_limited("drop:" .. why, "warning", "client %s: %s; closing it", cs.peer, why)
+    self.pool:log_limited("drop:" .. why, "warning", "client %s: %s; closing it", cs.peer, why)
   end
-  if now then return cs.conn:abort() end
-  cs.conn:close()
-  -- close() writes what is buffered first; until then the fd is held, so
-  -- the connection still counts against max_clients.
-  if cs.conn:buffered() > 0 then
-    self.closing[cs.conn] = true
-    self.nclosing = self.nclosing + 1
-  end
+  -- a close writes what is buffered first: until then it still counts
+  -- against max_clients, for at most close_timeout
+  self.pool:close(cs.conn, now)
 end
 
 -- Write the replies that are ready, in query order; a failed one closes
@@ -137,10 +113,10 @@ function Mux:_flush(cs)
   end
   if failed then
     self:_drop(cs)
-  elseif cs.conn:buffered() > self.d.max_output then
+  elseif self.pool:overflowing(cs.conn) then
     self:_drop(cs, "not reading its replies", true)
-  elseif not cs.parsing and not self.stopping and #cs.inbuf >= QUERY_SIZE then
-    self:_parse(cs) -- room again for what it pipelined
+  elseif not cs.parsing and not self.stopping then
+    self:_parse(cs) -- room again for what it pipelined; reading resumes
   end
   self:_close_if_done(cs)
   if self.stopping then self:_maybe_finish() end
@@ -163,7 +139,7 @@ function Mux:_settle(addr, result, err, code)
     raw = p0f.encode_response(result)
     if self.lru then self.lru:put(addr, raw, result.status) end
   else
-    self:_log_limited("upstream:" .. tostring(code), "warning",
+    self.pool:log_limited("upstream:" .. tostring(code), "warning",
       "p0f at %s: %s (%s); closing the clients that asked about %s", self.d.socket,
       tostring(err), tostring(code), addr)
   end
@@ -197,7 +173,7 @@ function Mux:_query(cs, addr)
   end
   if self.upstream_pending >= self.d.max_inflight + self.d.max_queue then
     self.stats.failures = self.stats.failures + 1
-    self:_log_limited("queue", "warning", "%d lookups waiting for p0f (max_inflight + max_queue); "
+    self.pool:log_limited("queue", "warning", "%d lookups waiting for p0f (max_inflight + max_queue); "
       .. "closing client %s", self.upstream_pending, cs.peer)
     cs.slots[slot] = false
     return self:_flush(cs)
@@ -212,7 +188,8 @@ function Mux:_query(cs, addr)
 end
 
 -- Take whole queries from what the client sent, up to max_pending
--- unanswered ones; the rest waits in cs.inbuf (bounded).
+-- unanswered ones; the rest waits in cs.inbuf, and reading pauses until
+-- replies go out (p0f.server), so cs.inbuf holds at most one read more.
 function Mux:_parse(cs)
   local buf = cs.inbuf
   local pos, len = 1, #buf
@@ -232,14 +209,10 @@ function Mux:_parse(cs)
   if pos > 1 then buf = buf:sub(pos) end
   cs.inbuf = buf
   local rest = #buf
-  -- Reading cannot be paused, so what waits unparsed is bounded instead:
-  -- room for PIPELINE_SLACK times max_pending more queries.
-  if rest > QUERY_SIZE * max_pending * PIPELINE_SLACK then
-    return self:_drop(cs, string.format("more than %d queries pipelined without reading the replies",
-      (PIPELINE_SLACK + 1) * max_pending), true)
-  end
-  -- A query cut short must be completed within `timeout`.
-  if rest % QUERY_SIZE ~= 0 then
+  local paused = self.pool:pace(cs.conn, cs.tail - cs.head)
+  -- A query cut short must be completed within `timeout`, counted while
+  -- the client is read (not while it waits for us).
+  if rest % QUERY_SIZE ~= 0 and not paused then
     cs.partial_since = cs.partial_since or self.loop:now()
   else
     cs.partial_since = nil
@@ -254,11 +227,8 @@ function Mux:_read(cs, data)
 end
 
 function Mux:_accept(conn, peer)
-  if self.stopping then return end -- not started: closed at once
-  if self.nconns + self.nclosing >= self.d.max_clients then
-    self.stats.refused = self.stats.refused + 1
-    self:_log_limited("max_clients", "warning", "client %s refused: %d connections open (max_clients %d)",
-      peer, self.nconns + self.nclosing, self.d.max_clients)
+  if self.stopping then -- not started: closed at once
+    self.pool:gone(conn)
     return
   end
   self.stats.accepted = self.stats.accepted + 1
@@ -266,13 +236,12 @@ function Mux:_accept(conn, peer)
   local cs = { conn = conn, peer = string.format("#%d (%s)", self.stats.accepted, peer),
                inbuf = "", slots = {}, head = 1, tail = 1, last_active = self.loop:now() }
   self.conns[conn] = cs
-  self.nconns = self.nconns + 1
   conn:start(function(_, data) self:_read(cs, data) end, function()
     -- the peer went away (EOF or an error): the conn is already released
     if cs.dead then return end
     cs.dead = true
     self.conns[conn] = nil
-    self.nconns = self.nconns - 1
+    self.pool:gone(conn)
     self.unanswered = self.unanswered - (cs.tail - cs.head)
     if self.stopping then self:_maybe_finish() end
   end, function()
@@ -283,15 +252,9 @@ function Mux:_accept(conn, peer)
 end
 
 -- Deadlines that need no timer of their own: half-sent queries, idle
--- clients, dropped connections whose output has drained.
+-- clients; and the end of a shutdown once the last replies are written.
 function Mux:_sweep()
   local now = self.loop:now()
-  for conn in pairs(self.closing) do
-    if conn:buffered() == 0 then
-      self.closing[conn] = nil
-      self.nclosing = self.nclosing - 1
-    end
-  end
   local idle = self.d.idle_timeout
   local late = {}
   for _, cs in pairs(self.conns) do
@@ -302,7 +265,7 @@ function Mux:_sweep()
     end
   end
   for _, l in ipairs(late) do self:_drop(l[1], l[2]) end
-  if self.finished and self.nclosing == 0 then self:_stop_loop() end
+  if self.finished and self.pool.nclosing == 0 then self:_stop_loop() end
 end
 
 -- ---- life cycle ----------------------------------------------------------------
@@ -315,7 +278,7 @@ function Mux:start()
   }
   if not client then return nil, string.format("p0f client for %s: %s (%s)", d.socket, err, code) end
   self.client = client
-  local listener, lerr = self.loop:listen(d.listen, function(conn, peer) self:_accept(conn, peer) end,
+  local listener, lerr = self.pool:listen(d.listen, function(conn, peer) self:_accept(conn, peer) end,
     { mode = d.listen_mode, backlog = 1024 })
   if not listener then
     client:close()
@@ -341,7 +304,7 @@ function Mux:shutdown(why)
   if self.stopping then return end
   self.stopping = true
   self.log:notice("shutting down%s: %d clients, %d queries unanswered, %d lookups at p0f",
-    why and (" (" .. why .. ")") or "", self.nconns, self.unanswered, self.upstream_pending)
+    why and (" (" .. why .. ")") or "", self.pool.open, self.unanswered, self.upstream_pending)
   if self.listener then self.listener:close() end
   self.grace = self.loop:timer(self.d.shutdown_timeout, function() self:_finish(true) end)
   self:_maybe_finish()
@@ -365,7 +328,7 @@ function Mux:_finish(forced)
   for _, cs in pairs(self.conns) do all[#all + 1] = cs end
   for _, cs in ipairs(all) do self:_drop(cs) end
   self.log:notice("stopped: %s", self:stats_line())
-  if forced or self.nclosing == 0 then return self:_stop_loop() end
+  if forced or self.pool.nclosing == 0 then return self:_stop_loop() end
   -- else the sweep stops the loop once the last replies are written
 end
 
@@ -374,6 +337,7 @@ function Mux:_stop_loop()
   self.loop_stopped = true
   if self.grace then self.grace:close() end
   if self.sweeper then self.sweeper:close() end
+  self.pool:shutdown()
   for _, s in ipairs(self.signals or {}) do s:stop() end
   self.loop:stop()
 end

@@ -28,8 +28,9 @@ mc.OPTIONS = {
   max_inflight = { 64, "integer", 1, 65536 },           -- queries on the wire to p0f
   max_queue = { 10000, "integer", 0, 10000000 },        -- more lookups waiting for a slot
   max_clients = { 4096, "integer", 1, 1000000 },        -- client connections (closing ones count)
-  max_pending = { 256, "integer", 1, 65536 },           -- unanswered queries per client
+  max_pending = { 256, "integer", 1, 65536 },           -- unanswered queries per client; then not read
   max_output = { 131072, "integer", 4096, 67108864 },   -- unread reply bytes per client
+  close_timeout = { 10, "seconds" },                    -- a client we close gets this long to read the rest
   idle_timeout = { 0, "seconds", zero = true },         -- 0: idle clients are kept
   shutdown_timeout = { 2, "seconds" },                  -- SIGTERM: answer in-flight queries this long
   cache_size = { 10000, "integer", 0, 10000000 },       -- 0: no cache

@@ -3,7 +3,7 @@
 -- A request is `name=value` lines ended by an empty line; the answer is
 -- `action=...` and an empty line (SMTPD_POLICY_README). One parser per
 -- connection; it never holds more than one line plus one request, whatever
--- the peer sends:
+-- the peer sends (plus, after hold(), the rest of one read):
 --
 --   local parser = protocol.parser{ max_line = 4096, max_attrs = 128 }
 --   parser:feed(data, function(attrs, problem) ... end)
@@ -12,6 +12,10 @@
 --     -- attributes", "garbage line"); the request is still answered, so
 --     -- the client stays in step.
 --   parser:partial() -> true while a request has begun but not ended
+--   parser:hold()     -- from inside the callback: stop after this request;
+--     the rest of the data stays in the parser (a server that has enough
+--     requests of this client in flight); parser:feed("", ...) goes on
+--   parser:holding()  -> true while it holds data back
 --   protocol.answer(action) -> "action=<action>\n\n"
 local protocol = {}
 
@@ -32,6 +36,7 @@ function protocol.parser(opts)
     started = false,   -- a line of the current request was seen
     skipping = false,  -- dropping the rest of an over-long line
     problem = nil,
+    held = false,      -- hold() was called: stop at the next request boundary
   }, Parser)
 end
 
@@ -65,7 +70,8 @@ end
 function Parser:feed(data, emit)
   local buf = self.buf .. data
   local pos = 1
-  while true do
+  self.held = false
+  while not self.held do
     local nl = buf:find("\n", pos, true)
     if not nl then break end
     if self.skipping then
@@ -82,6 +88,10 @@ function Parser:feed(data, emit)
     pos = nl + 1
   end
   local rest = buf:sub(pos)
+  if self.held then
+    self.buf = rest -- whole lines among it: parsed on the next feed
+    return
+  end
   if #rest > self.max_line then
     self.started = true
     self.skipping = true
@@ -91,6 +101,14 @@ function Parser:feed(data, emit)
     rest = ""
   end
   self.buf = rest
+end
+
+function Parser:hold()
+  self.held = true
+end
+
+function Parser:holding()
+  return self.held and #self.buf > 0
 end
 
 function Parser:partial()

@@ -20,10 +20,9 @@ local filter = require("p0f.filter")
 local protocol = require("p0f.policy_protocol")
 local config = require("p0f.config")
 local plog = require("p0f.log")
+local pserver = require("p0f.server")
 
 local policyd = {}
-
-local OUT_MAX = 256 * 1024 -- a peer that does not read its answers is dropped
 
 local Server = {}
 Server.__index = Server
@@ -66,11 +65,14 @@ function policyd.new(opts, env)
                                ident = "p0f-policyd", facility = d.syslog_facility },
     baseline = env.baseline,
     conns = {},       -- connection state by conn object
-    nconns = 0,
     inflight = 0,     -- requests waiting for an answer
     waiting = {},     -- address -> callbacks of one lookup under way
     stats = { requests = 0, lookups = 0, hits = 0, failures = 0 },
   }, Server)
+  -- the connection limits (p0f.server): counts, pipelining, output, closing
+  self.pool = pserver.pool{ loop = self.loop, log = self.log, what = "connection from",
+    max_connections = d.max_connections, max_pending = d.max_pending,
+    max_output = d.max_output, close_timeout = d.close_timeout }
   local fo = f.opts
   if fo.cache_size > 0 then
     self.lru = cache.lru{ size = fo.cache_size, expire = fo.expire, nomatch_expire = fo.nomatch_expire }
@@ -245,9 +247,8 @@ function Server:_drop(cs, why, now)
   cs.dead = true
   if why then self.log:warning("connection from %s: %s; closing it", cs.peer, why) end
   cs.timer:close()
-  if now then cs.conn:abort() else cs.conn:close() end
+  self.pool:close(cs.conn, now)
   self.conns[cs.conn] = nil
-  self.nconns = self.nconns - 1
 end
 
 -- Answers go out in request order, whichever lookup finishes first.
@@ -260,11 +261,32 @@ function Server:_flush(cs)
       cs.conn:write(protocol.answer(action))
     end
   end
-  if not cs.dead and cs.conn:buffered() > OUT_MAX then
-    self:_drop(cs, "not reading its answers", true)
+  if cs.dead then return end
+  if self.pool:overflowing(cs.conn) then
+    return self:_drop(cs, "not reading its answers", true)
   end
   -- A half-closed client: close once every answer it is owed is written.
-  if cs.eof and cs.head == cs.tail then self:_drop(cs) end
+  if cs.eof and cs.head == cs.tail then return self:_drop(cs) end
+  -- Answers went out: below max_pending, read again, starting with what
+  -- the parser holds (not from inside the parser: it goes on by itself).
+  if not cs.feeding and not self.pool:pace(cs.conn, cs.tail - cs.head) then
+    self:_feed(cs, "")
+  end
+end
+
+-- Parse what the client sent. At max_pending unanswered requests the
+-- parser holds the rest and reading pauses (p0f.server), so a client that
+-- pipelines without reading costs a bounded amount of memory.
+function Server:_feed(cs, data)
+  if data == "" and not cs.parser:holding() then return end
+  local was_partial = cs.parser:partial()
+  cs.feeding = true
+  cs.parser:feed(data, cs.on_request)
+  cs.feeding = false
+  -- An answer may have dropped the connection (a peer not reading them).
+  if cs.dead then return end
+  -- The request deadline runs from a request's first byte, not its last.
+  if not (was_partial and cs.parser:partial()) then self:_arm(cs) end
 end
 
 function Server:_request(cs, attrs, problem)
@@ -286,10 +308,16 @@ function Server:_arm(cs)
   cs.timer:again(cs.parser:partial() and self.d.request_timeout or self.d.idle_timeout)
 end
 
+-- One request parsed: decide it; at max_pending unanswered, stop reading.
+function Server:_parsed(cs, attrs, problem)
+  if cs.dead then return end
+  self:_request(cs, attrs, problem)
+  if not cs.dead and self.pool:pace(cs.conn, cs.tail - cs.head) then cs.parser:hold() end
+end
+
 function Server:_accept(conn, peer)
-  if self.stopping then return end -- not started: the loop closes it
-  if self.nconns >= self.d.max_connections then
-    self.log:warning("connection from %s refused: %d connections open", peer, self.nconns)
+  if self.stopping then -- not started: the loop closes it
+    self.pool:gone(conn)
     return
   end
   local cs = {
@@ -297,11 +325,12 @@ function Server:_accept(conn, peer)
     parser = protocol.parser{ max_line = self.d.max_line, max_attrs = self.d.max_attrs },
     slots = {}, head = 1, tail = 1,
   }
-  local function on_request(attrs, problem)
-    if not cs.dead then self:_request(cs, attrs, problem) end
-  end
+  cs.on_request = function(attrs, problem) self:_parsed(cs, attrs, problem) end
   cs.timer = self.loop:timer(self.d.idle_timeout, self:_guard("timer", function()
-    if cs.parser:partial() then
+    if conn:paused() then
+      -- not the client's delay: its requests wait for lookups
+      self:_arm(cs)
+    elseif cs.parser:partial() then
       self:_drop(cs, string.format("request not finished within %gs", self.d.request_timeout))
     else
       self.log:debug("connection from %s idle for %gs; closing it", peer, self.d.idle_timeout)
@@ -309,21 +338,14 @@ function Server:_accept(conn, peer)
     end
   end))
   self.conns[conn] = cs
-  self.nconns = self.nconns + 1
   conn:start(self:_guard("read", function(_, data)
-    if cs.dead then return end
-    local was_partial = cs.parser:partial()
-    cs.parser:feed(data, on_request)
-    -- An answer may have dropped the connection (a peer not reading them).
-    if cs.dead then return end
-    -- The request deadline runs from a request's first byte, not its last.
-    if not (was_partial and cs.parser:partial()) then self:_arm(cs) end
+    if not cs.dead then self:_feed(cs, data) end
   end), self:_guard("close", function()
     if cs.dead then return end
     cs.dead = true
     cs.timer:close()
     self.conns[conn] = nil
-    self.nconns = self.nconns - 1
+    self.pool:gone(conn)
   end), self:_guard("eof", function()
     -- The client sends no more (shutdown of its side) but may still read.
     cs.eof = true
@@ -338,7 +360,7 @@ function Server:start()
     local ok, err = self:_open_backends()
     if not ok then return nil, err end
   end
-  local listener, err = self.loop:listen(self.d.listen,
+  local listener, err = self.pool:listen(self.d.listen,
     self:_guard("accept", function(conn, peer) self:_accept(conn, peer) end),
     { mode = self.d.listen_mode })
   if not listener then return nil, err end
@@ -363,7 +385,7 @@ function Server:shutdown(why)
   if self.stopping then return end
   self.stopping = true
   self.log:notice("shutting down%s: %d connections, %d requests in flight",
-    why and (" (" .. why .. ")") or "", self.nconns, self.inflight)
+    why and (" (" .. why .. ")") or "", self.pool.open, self.inflight)
   if self.listener then self.listener:close() end
   local grace = policyd.shutdown_budget(self.d.shutdown_timeout)
   self.grace = self.loop:timer(grace, self:_guard("timer", function() self:_finish() end))
@@ -383,6 +405,7 @@ function Server:_finish()
   if self.client then self.client:close() end
   if self.redis then self.redis:close() end
   for _, cs in pairs(self.conns) do self:_drop(cs) end
+  self.pool:shutdown()
   for _, s in ipairs(self.signals or {}) do s:stop() end
   self.log:notice("stopped after %d requests (%d p0f lookups, %d cache hits, %d failures)",
     self.stats.requests, self.stats.lookups, self.stats.hits, self.stats.failures)

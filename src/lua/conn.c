@@ -2,7 +2,10 @@
  * conn.c: p0f.conn, one accepted connection (made by a listener, see
  * listener.c). conn:start(on_read, on_close) reads; conn:write() buffers
  * what the peer does not take at once; conn:close() closes once the
- * buffer is written. Anchored from accept until it is closed.
+ * buffer is written; conn:pause()/conn:resume() stop and restart reading
+ * (a server with enough requests of this peer in flight reads no more, so
+ * the kernel's flow control holds the peer back). Anchored from accept
+ * until it is closed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ struct lconn {
 	struct lhandle h;
 	ev_io rio, wio;
 	int fd, started, closing, eof_ref;
+	int paused, eof; /* reading stopped by pause(); by the peer's half-close */
 	char *out;
 	size_t outlen, outoff, outcap;
 	char peer[64];
@@ -98,6 +102,7 @@ static int conn_read_body(lua_State *L, void *ud)
 	if (n == 0 && c->eof_ref != LUA_NOREF) {
 		/* Half-close: the peer sends no more but may still read. Stop
 		 * reading, keep the fd for the answers owed, let Lua close. */
+		c->eof = 1;
 		ev_io_stop(c->h.lp->loop, &c->rio);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, c->eof_ref);
 		lua_pushvalue(L, 1);
@@ -172,6 +177,13 @@ static struct lconn *check_conn(lua_State *L)
 	return luaL_checkudata(L, 1, LP0F_CONN_MT);
 }
 
+/* Whether the read watcher should run: started, open, not closing, not
+ * at the peer's end of file and not paused. */
+static int conn_wants_read(const struct lconn *c)
+{
+	return c->started && c->fd >= 0 && !c->closing && !c->eof && !c->paused;
+}
+
 /* conn:start(on_read, on_close[, on_eof]): begin reading. With on_eof, a
  * read of end-of-file (the peer's half-close) stops reading and calls
  * on_eof(conn) instead of closing: the answers owed can still be written,
@@ -194,9 +206,42 @@ static int l_conn_start(lua_State *L)
 		c->h.cb2_ref = lp0f_ref(L, 3);
 	if (!lua_isnoneornil(L, 4))
 		c->eof_ref = lp0f_ref(L, 4);
-	if (lp0f_handle_evloop(&c->h))
+	if (lp0f_handle_evloop(&c->h) && conn_wants_read(c))
 		ev_io_start(c->h.lp->loop, &c->rio);
 	return 0;
+}
+
+/* conn:pause(): read nothing more until conn:resume(). What the peer sends
+ * meanwhile waits in the kernel, and its sends block once that is full.
+ * Idempotent; a no-op on a closed connection. */
+static int l_conn_pause(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	struct ev_loop *loop = lp0f_handle_evloop(&c->h);
+
+	c->paused = 1;
+	if (loop && c->fd >= 0)
+		ev_io_stop(loop, &c->rio);
+	return 0;
+}
+
+/* conn:resume(): read again after pause(). Idempotent; reading stays off
+ * on a connection that is closed, closing or at the peer's end of file. */
+static int l_conn_resume(lua_State *L)
+{
+	struct lconn *c = check_conn(L);
+	struct ev_loop *loop = lp0f_handle_evloop(&c->h);
+
+	c->paused = 0;
+	if (loop && conn_wants_read(c))
+		ev_io_start(loop, &c->rio);
+	return 0;
+}
+
+static int l_conn_paused(lua_State *L)
+{
+	lua_pushboolean(L, check_conn(L)->paused);
+	return 1;
 }
 
 /* Room for len more bytes in the output buffer: 0 or ENOMEM. */
@@ -317,6 +362,9 @@ static const luaL_Reg conn_methods[] = {
 	{ "write", l_conn_write },
 	{ "close", l_conn_close },
 	{ "abort", l_conn_abort },
+	{ "pause", l_conn_pause },
+	{ "resume", l_conn_resume },
+	{ "paused", l_conn_paused },
 	{ "peer", l_conn_peer },
 	{ "buffered", l_conn_buffered },
 	{ "closed", l_conn_closed },

@@ -1,6 +1,7 @@
 /*
- * listener.c: p0f.listener, loop:listen(addr, on_accept [, {backlog=, mode=}])
- * on TCP (127.0.0.1:PORT, [::1]:PORT) or a UNIX socket (unix:/path).
+ * listener.c: p0f.listener, loop:listen(addr, on_accept [, {backlog=, mode=,
+ * on_error=}]) on TCP (127.0.0.1:PORT, [::1]:PORT) or a UNIX socket
+ * (unix:/path).
  * on_accept(conn, peer) must call conn:start(on_read, on_close) to keep the
  * connection (conn.c). Anchored until closed.
  */
@@ -12,8 +13,9 @@
 #include "p0f_net.h"
 
 #define ACCEPT_BURST 32
+#define ACCEPT_PAUSE 0.5
 
-/* h.cb_ref: on_accept. */
+/* h.cb_ref: on_accept; h.cb2_ref: on_error (optional). */
 struct llistener {
 	struct lhandle h;
 	ev_io io;
@@ -40,13 +42,25 @@ static void listener_release(lua_State *L, struct lhandle *h, int closing)
 
 static const struct lhandle_class listener_class = { LP0F_LISTENER_MT, listener_release };
 
-/* Out of descriptors or memory: stop accepting for half a second. */
-static void accept_pause(struct llistener *ls, int err)
+/* Out of descriptors or memory: stop accepting for ACCEPT_PAUSE seconds
+ * (the socket stays readable, so retrying at once would spin), and say so
+ * through on_error(message, code), where the daemon's logger is; without
+ * one, on stderr. The connections waiting meanwhile stay in the backlog
+ * and are accepted once descriptors are free again. */
+static void accept_pause(lua_State *L, struct llistener *ls, int err)
 {
-	fprintf(stderr, "p0f: accept on %s: %s; pausing\n", ls->addr, strerror(err));
 	ev_io_stop(ls->h.lp->loop, &ls->io);
-	ev_timer_set(&ls->pause, 0.5, 0.);
+	ev_timer_set(&ls->pause, ACCEPT_PAUSE, 0.);
 	ev_timer_start(ls->h.lp->loop, &ls->pause);
+	if (ls->h.cb2_ref == LUA_NOREF) {
+		fprintf(stderr, "p0f: accept on %s: %s; pausing\n", ls->addr, strerror(err));
+		return;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ls->h.cb2_ref);
+	lua_pushfstring(L, "accept on %s: %s; not accepting for %f s", ls->addr, strerror(err),
+	                (lua_Number)ACCEPT_PAUSE);
+	lua_pushstring(L, lp0f_err_name(err));
+	lp0f_callback(L, 2, "on_error");
 }
 
 static int accept_body(lua_State *L, void *ud)
@@ -58,7 +72,7 @@ static int accept_body(lua_State *L, void *ud)
 		const char *peer = lp0f_conn_accept(L, ls->fd, &ls->h, &err);
 		if (peer == NULL) {
 			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-				accept_pause(ls, err);
+				accept_pause(L, ls, err);
 				break;
 			}
 			if (err == EAGAIN)
@@ -90,7 +104,8 @@ static void on_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_io_start(loop, &ls->io);
 }
 
-/* loop:listen(addr, on_accept [, {backlog=, mode=}]) -> listener | nil, msg, code */
+/* loop:listen(addr, on_accept [, {backlog=, mode=, on_error=}])
+ *   -> listener | nil, msg, code */
 int lp0f_loop_listen(lua_State *L)
 {
 	struct lloop *lp = lp0f_check_loop(L, 1);
@@ -104,6 +119,10 @@ int lp0f_loop_listen(lua_State *L)
 		luaL_checktype(L, 4, LUA_TTABLE);
 		backlog = (int)lp0f_opt_range(L, 4, "backlog", 128, 1, 65535);
 		mode = (unsigned)lp0f_opt_range(L, 4, "mode", 0, 0, 07777);
+		lua_getfield(L, 4, "on_error");
+		if (!lua_isnil(L, -1))
+			luaL_argcheck(L, lua_isfunction(L, -1), 4, "on_error must be a function");
+		lua_pop(L, 1);
 	}
 	if (strlen(addr) >= P0F_NET_ADDR_MAX)
 		return lp0f_push_err(L, ENAMETOOLONG, addr);
@@ -122,6 +141,13 @@ int lp0f_loop_listen(lua_State *L)
 	}
 	lp0f_handle_attach(L, &ls->h, lp, 1);
 	ls->h.cb_ref = lp0f_ref(L, 3);
+	if (!lua_isnoneornil(L, 4)) {
+		lua_getfield(L, 4, "on_error");
+		if (!lua_isnil(L, -1))
+			ls->h.cb2_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		else
+			lua_pop(L, 1);
+	}
 	ls->h.self_ref = lp0f_ref(L, -1);
 	ev_io_init(&ls->io, on_accept, ls->fd, EV_READ);
 	ev_timer_init(&ls->pause, on_accept_resume, 0., 0.);
