@@ -102,7 +102,8 @@ function ps.alive(s)
   return support.pid_alive(s.pid)
 end
 
---- Send SIGTERM (or `sig`) to the server and wait; returns its exit status.
+--- Send SIGTERM (or `sig`) to the server and wait; returns its exit status
+-- and its log, all of it (the files are removed).
 function ps.stop(s, sig)
   if s.pid then
     support.sh(string.format("kill -%s %d 2>/dev/null", sig or "TERM", s.pid))
@@ -111,11 +112,12 @@ function ps.stop(s, sig)
   end
   s.pid = nil
   local status = tonumber((ps.read(s.statusfile):match("%d+")))
+  local log = ps.read(s.log)
   os.remove(s.conf)
   os.remove(s.pidfile)
   os.remove(s.statusfile)
   os.remove(s.log)
-  return status
+  return status, log
 end
 
 --- A policy client connection.
