@@ -120,6 +120,15 @@ function ps.stop(s, sig)
   return status, log
 end
 
+--- How many descriptors a process has open (Linux /proc), nil once it is gone.
+function ps.fds(pid)
+  local p = io.popen("ls -1 /proc/" .. pid .. "/fd 2>/dev/null")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n > 0 and n or nil
+end
+
 --- A policy client connection.
 function ps.connect(port, timeout)
   local c = assert(socket.tcp())
