@@ -82,7 +82,7 @@ end
 -- and closes Redis from inside that callback (a use after free, exit 139,
 -- before the Redis connection was our own).
 function TestHungRedis:test_sigterm_then_the_redis_deadline_exits_0()
-  self:assert_three_clean_exits(1.5, 10)
+  self:assert_three_clean_exits(2.5, 10)
 end
 
 -- The shutdown grace ends first: closing Redis cancels the waiting command,

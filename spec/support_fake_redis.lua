@@ -71,11 +71,14 @@ end
 
 -- The child's program: the stand-in on its own loop, announcing its port
 -- the way p0f-policyd does (so policyd_support's spawn finds it), then the
--- running count of commands, one line each.
+-- running count of commands, one line each. It leaves when the test that
+-- started it is gone, so a test that dies leaves no stand-in behind.
 local CHILD = [[
-local answer, late, late_after = ...
+local answer, late, late_after, parent = ...
 local p0f = require("p0f")
+local fake = require("p0f.fake")
 local loop = p0f.loop()
+loop:timer(1, function() if not fake.pid_alive(parent) then loop:stop() end end, 1)
 local stand = require("support_fake_redis").start(loop, answer, { late = late, late_after = late_after,
   on_commands = function(n) io.stdout:write("commands ", n, "\n") io.stdout:flush() end })
 io.stdout:write("listening on 127.0.0.1:", stand.port, " (redis stand-in)\n")
@@ -91,8 +94,8 @@ function M.spawn(answer, opts)
   local ps = require("policyd_support")
   local s = ps.files()
   local function lit(v) return v == nil and "nil" or string.format("%q", v) end
-  require("support").write_file(s.conf, string.format("return (loadstring or load)(%s)(%s, %s, %s)\n", lit(CHILD),
-    lit(answer), lit(opts.late), lit(opts.late_after)))
+  require("support").write_file(s.conf, string.format("return (loadstring or load)(%s)(%s, %s, %s, %d)\n",
+    lit(CHILD), lit(answer), lit(opts.late), lit(opts.late_after), require("p0f.fake").own_pid()))
   return ps.spawn(s, assert(os.getenv("P0F_LUA"), "P0F_LUA not set (run through ctest)") .. " " .. s.conf)
 end
 
