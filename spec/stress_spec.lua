@@ -115,7 +115,7 @@ function TestStress:run(answer, late)
   self.redis = assert(stand_in.spawn(answer, { late = late }))
   local srv = assert(ps.start{
     socket = d.socket, timeout = 2, header = "X-p0f-OS", skip_local = false, cache_size = 0,
-    -- a Redis deadline shorter than the shutdown grace (4 - 1 s): a lookup
+    -- a Redis deadline shorter than the shutdown grace (3 s of the 4): a lookup
     -- hung on Redis at SIGTERM fails during the grace, from Redis' timer
     redis = { host = "127.0.0.1", port = self.redis.port, timeout = 1 }, publish = true,
     request_timeout = 5, shutdown_timeout = 4,
