@@ -102,7 +102,8 @@ function ps.alive(s)
   return support.pid_alive(s.pid)
 end
 
---- Send SIGTERM (or `sig`) to the server and wait; returns its exit status.
+--- Send SIGTERM (or `sig`) to the server and wait; returns its exit status
+-- and its log, all of it (the files are removed).
 function ps.stop(s, sig)
   if s.pid then
     support.sh(string.format("kill -%s %d 2>/dev/null", sig or "TERM", s.pid))
@@ -111,11 +112,21 @@ function ps.stop(s, sig)
   end
   s.pid = nil
   local status = tonumber((ps.read(s.statusfile):match("%d+")))
+  local log = ps.read(s.log)
   os.remove(s.conf)
   os.remove(s.pidfile)
   os.remove(s.statusfile)
   os.remove(s.log)
-  return status
+  return status, log
+end
+
+--- How many descriptors a process has open (Linux /proc), nil once it is gone.
+function ps.fds(pid)
+  local p = io.popen("ls -1 /proc/" .. pid .. "/fd 2>/dev/null")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n > 0 and n or nil
 end
 
 --- A policy client connection.

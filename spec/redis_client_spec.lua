@@ -110,6 +110,31 @@ function TestRedisClient:test_hung_redis_times_out()
   stand.close()
 end
 
+-- A reply nobody asked for fails no command: on_drop is where it shows.
+function TestRedisClient:test_on_drop_says_why_the_connection_went()
+  local stand = stand_in.start(self.loop, stand_in.OVER_ANSWER)
+  local log, drops = {}, {}
+  local r = self.loop:redis{ port = stand.port, on_drop = recorder(drops) }
+  r:command({ "GET", "k" }, recorder(log))
+  lu.assertTrue(child.pump(self.loop, function() return #drops == 1 end, 10))
+  lu.assertEquals(log[1], { n = 2 }) -- its own reply: a miss
+  lu.assertEquals(drops[1].n, 2)
+  lu.assertStrContains(drops[1][1], "redis at 127.0.0.1:" .. stand.port .. ": redis sent a reply nobody asked for")
+  lu.assertEquals(drops[1][2], "EPROTO")
+  r:close()
+  stand.close()
+  -- a hung one: the deadline is the cause
+  stand = stand_in.start(self.loop, stand_in.HANG)
+  r = self.loop:redis{ port = stand.port, timeout = 0.2, on_drop = recorder(drops) }
+  r:command({ "GET", "k" }, recorder(log))
+  lu.assertTrue(child.pump(self.loop, function() return #drops == 2 end, 10))
+  lu.assertEquals(drops[2][2], "ETIMEDOUT")
+  r:close()
+  stand.close()
+  lu.assertEquals(#drops, 2) -- close() is not a drop
+  lu.assertErrorMsgContains("on_drop", self.loop.redis, self.loop, { on_drop = "log" })
+end
+
 function TestRedisClient:test_bad_commands_raise()
   local r = self.loop:redis{ port = PORT }
   local cb = function() end
@@ -284,6 +309,18 @@ function TestRedisClient.test_over_answering_redis_does_not_abort_the_process()
   lu.assertStrContains(r.out, "first called 1 times")
   lu.assertStrContains(r.out, "second called 1 times")
   lu.assertNotStrContains(r.out, "guard fired")
+end
+
+function TestRedisClient.test_close_inside_on_drop()
+  local r = against_stand_in("OVER_ANSWER", 2, [[
+    r:close()
+    r = loop:redis{ port = stand.port, on_drop = counted("dropped", function() done() collectgarbage() end) }
+    r:command({ "GET", "k" }, counted("get"))
+  ]], { "get", "dropped" })
+  lu.assertStrContains(r.out, "get called 1 times")
+  lu.assertStrContains(r.out, "dropped called 1 times")
+  -- counted() prints on_drop's (message, code) as err= and reply=
+  lu.assertStrContains(r.out, "nobody asked for reply=EPROTO")
 end
 
 function TestRedisClient.test_close_after_loop_close()

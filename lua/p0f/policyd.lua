@@ -102,8 +102,12 @@ function Server:_open_backends()
   if not client then return nil, string.format("p0f client for %s: %s (%s)", fo.socket, err, code) end
   self.client = client
   if self.d.redis then
+    -- Why Redis went away (a reply nobody asked for fails no request, so
+    -- this is the only place it shows); requests meanwhile go to p0f.
     local r, rerr, rcode = self.loop:redis{ host = self.d.redis.host, port = self.d.redis.port,
-                                            timeout = self.d.redis.timeout }
+      timeout = self.d.redis.timeout, on_drop = self:_guard("redis", function(msg, code)
+        self.log:warning("%s (%s); asking p0f without it for now", msg, code)
+      end) }
     if not r then return nil, string.format("redis: %s (%s)", rerr, rcode) end
     self.redis = r
     self.shared = cache.redis(self:_redis_call(), { prefix = fo.prefix, expire = fo.expire,

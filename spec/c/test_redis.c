@@ -190,6 +190,25 @@ static void on_done(void *ud, const redisReply *reply, int err, const char *errs
 	}
 }
 
+/* What on_drop was told (reset by connect_to); close_me: close from it. */
+static struct drops {
+	int n, err;
+	char text[128];
+	struct p0f_redis **close_me;
+} drops;
+
+static void on_drop(void *ud, int err, const char *errstr)
+{
+	struct drops *d = ud;
+	d->n++;
+	d->err = err;
+	snprintf(d->text, sizeof d->text, "%s", errstr ? errstr : "");
+	if (d->close_me && *d->close_me) {
+		p0f_redis_free(*d->close_me);
+		*d->close_me = NULL;
+	}
+}
+
 static const char *ping[] = { "PING" };
 static const size_t ping_len[] = { 4 };
 
@@ -200,6 +219,9 @@ static struct p0f_redis *connect_to(struct ev_loop *loop, struct standin *s, dou
 	o.host = s->path;
 	o.timeout = timeout;
 	o.backoff = 0.01;
+	o.on_drop = on_drop;
+	o.drop_ud = &drops;
+	memset(&drops, 0, sizeof drops);
 	return p0f_redis_new(loop, &o);
 }
 
@@ -239,6 +261,9 @@ static void test_overanswer(struct ev_loop *loop)
 	while (p0f_redis_connected(r) && ev_run(loop, EVRUN_ONCE))
 		;
 	CHECK(!p0f_redis_connected(r));
+	/* no command heard of it: on_drop says why */
+	CHECK(drops.n == 1 && drops.err == EPROTO);
+	CHECK(strstr(drops.text, "nobody asked for") != NULL);
 	usleep(20000); /* past the backoff: the next command reconnects */
 	ev_now_update(loop);
 	send_ping(r, &o[1]);
@@ -266,6 +291,7 @@ static void test_bad_replies(struct ev_loop *loop)
 		CHECK(o.called == 1);
 		CHECK(o.err == EPROTO || o.err == ENOMEM);
 		CHECK(!p0f_redis_connected(r));
+		CHECK(drops.n == 1 && drops.err == o.err);
 		p0f_redis_free(r);
 		standin_stop(loop, &s);
 	}
@@ -289,6 +315,7 @@ static void test_close_in_timeout_callback(struct ev_loop *loop)
 	CHECK(o[0].called == 1 && o[0].err == ETIMEDOUT);
 	CHECK(o[1].called == 1 && (o[1].err == ECANCELED || o[1].err == ECONNRESET));
 	CHECK(r == NULL);
+	CHECK(drops.n == 0); /* closed by its owner: nothing to report */
 	standin_stop(loop, &s);
 }
 
@@ -361,7 +388,47 @@ static void test_nobody_there(struct ev_loop *loop)
 	CHECK(o.called == 0); /* never from inside p0f_redis_command */
 	run_until(loop, &o, 1);
 	CHECK(o.called == 1 && o.err != 0);
+	/* the connect attempt failed at once: reported from the loop too */
+	CHECK(drops.n == 1 && drops.err == o.err);
 	p0f_redis_free(r);
+}
+
+/* A hung Redis left open: the deadline is the cause on_drop hears. */
+static void test_timeout_reported(struct ev_loop *loop)
+{
+	struct standin s;
+	struct p0f_redis *r;
+	struct outcome o;
+
+	memset(&o, 0, sizeof o);
+	standin_start(loop, &s, HANG);
+	r = connect_to(loop, &s, 0.05);
+	send_ping(r, &o);
+	run_until(loop, &o, 1);
+	CHECK(o.called == 1 && o.err == ETIMEDOUT);
+	CHECK(drops.n == 1 && drops.err == ETIMEDOUT);
+	p0f_redis_free(r);
+	standin_stop(loop, &s);
+}
+
+/* on_drop closes the connection (a use after free shows under ASan). */
+static void test_close_in_drop_callback(struct ev_loop *loop)
+{
+	struct standin s;
+	struct p0f_redis *r;
+	struct outcome o;
+
+	memset(&o, 0, sizeof o);
+	standin_start(loop, &s, OVERANSWER);
+	r = connect_to(loop, &s, 2);
+	drops.close_me = &r;
+	send_ping(r, &o);
+	run_until(loop, &o, 1);
+	while (r != NULL && ev_run(loop, EVRUN_ONCE))
+		;
+	CHECK(o.called == 1 && o.err == 0);
+	CHECK(r == NULL && drops.n == 1 && drops.err == EPROTO);
+	standin_stop(loop, &s);
 }
 
 int main(void)
@@ -374,6 +441,8 @@ int main(void)
 	test_close_in_reply_callback(loop);
 	test_free_with_pending(loop);
 	test_nobody_there(loop);
+	test_timeout_reported(loop);
+	test_close_in_drop_callback(loop);
 	ev_loop_destroy(loop);
 	printf("test_redis: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

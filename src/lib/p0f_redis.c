@@ -11,6 +11,8 @@
  * matched to its head. Any surprise (a reply with nothing waiting, a protocol
  * error, a reply too large, EOF, a deadline passed) drops the connection and
  * fails everything on it, since nothing after it can be trusted to match.
+ * Its cause then goes to on_drop: a reply nobody asked for fails no command,
+ * so without it the owner would never hear why Redis keeps going away.
  *
  * Callbacks may close the connection (p0f_redis_free) or send new commands.
  * Every entry from the loop holds a depth count, and the memory of `r` goes
@@ -39,6 +41,7 @@ struct req {
 	p0f_redis_cb cb;
 	void *ud;
 	int err;                 /* set when it failed before reaching the wire */
+	int tried;               /* ... by a connect attempt of its own: report it */
 	struct req *prev, *next; /* r->live: every request not yet answered */
 	struct req *wnext;       /* r->wire: FIFO of requests awaiting a reply */
 };
@@ -48,6 +51,8 @@ struct p0f_redis {
 	char host[256];
 	int port, is_unix;
 	double timeout, backoff, retry_at;
+	p0f_redis_drop_cb on_drop;
+	void *drop_ud;
 
 	int fd, connecting, connected;
 	ev_io rio, wio;
@@ -140,9 +145,16 @@ static void close_socket(struct p0f_redis *r)
 	r->reply_bytes = 0;
 }
 
+/* Tell the owner why the connection went down, unless it closed it. */
+static void report_drop(struct p0f_redis *r, int err, const char *errstr)
+{
+	if (!r->closed && r->on_drop)
+		r->on_drop(r->drop_ud, err, errstr);
+}
+
 /* The connection is unusable: drop it, fail what was on it (err), and wait
- * `backoff` before the next connect. */
-static void drop(struct p0f_redis *r, int err, const char *errstr)
+ * `backoff` before the next connect. The caller reports the cause. */
+static void lose(struct p0f_redis *r, int err, const char *errstr)
 {
 	struct req *q = r->wire;
 
@@ -154,6 +166,12 @@ static void drop(struct p0f_redis *r, int err, const char *errstr)
 		finish(q, NULL, err, errstr);
 		q = next;
 	}
+}
+
+static void drop(struct p0f_redis *r, int err, const char *errstr)
+{
+	lose(r, err, errstr);
+	report_drop(r, err, errstr);
 }
 
 static int open_socket(struct p0f_redis *r)
@@ -206,8 +224,9 @@ static int open_socket(struct p0f_redis *r)
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
-/* 0 when a connection is up or on its way, else why not (errno value). */
-static int ensure_connection(struct p0f_redis *r)
+/* 0 when a connection is up or on its way, else why not (errno value);
+ * *tried: whether a connect attempt failed (not merely the backoff). */
+static int ensure_connection(struct p0f_redis *r, int *tried)
 {
 	int err;
 
@@ -226,6 +245,7 @@ static int ensure_connection(struct p0f_redis *r)
 		redisReaderFree(r->reader);
 		r->reader = NULL;
 		r->retry_at = ev_now(r->loop) + r->backoff;
+		*tried = 1;
 		return err;
 	}
 	ev_io_init(&r->rio, on_readable, r->fd, EV_READ);
@@ -346,7 +366,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	enter(r);
 	if (q->err) { /* failed before it was sent: report from the loop */
-		finish(q, NULL, q->err, q->err == ECONNREFUSED ? "redis unavailable" : NULL);
+		int err = q->err, tried = q->tried;
+		finish(q, NULL, err, err == ECONNREFUSED ? "redis unavailable" : NULL);
+		if (tried)
+			report_drop(r, err, "cannot connect to redis");
 	} else {
 		/* A Redis that does not answer one command will not answer the
 		 * next either: drop the connection, failing this one first. */
@@ -361,8 +384,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 			r->wire_tail = t;
 		}
 		finish(q, NULL, ETIMEDOUT, "redis did not answer in time");
-		if (!r->closed)
-			drop(r, ECONNRESET, "connection to redis lost");
+		if (!r->closed) {
+			lose(r, ECONNRESET, "connection to redis lost");
+			report_drop(r, ETIMEDOUT, "redis did not answer in time");
+		}
 	}
 	leave(r);
 }
@@ -392,6 +417,8 @@ struct p0f_redis *p0f_redis_new(struct ev_loop *loop, const struct p0f_redis_opt
 	r->port = o->port > 0 && o->port <= 65535 ? o->port : 6379;
 	r->timeout = o->timeout > 0 ? o->timeout : 1.0;
 	r->backoff = o->backoff > 0 ? o->backoff : 1.0;
+	r->on_drop = o->on_drop;
+	r->drop_ud = o->drop_ud;
 	return r;
 }
 
@@ -428,7 +455,7 @@ int p0f_redis_command(struct p0f_redis *r, int argc, const char **argv,
 	q->ud = ud;
 	ev_timer_init(&q->timer, on_timer, r->timeout, 0.);
 	q->timer.data = q;
-	rc = ensure_connection(r);
+	rc = ensure_connection(r, &q->tried);
 	if (rc == 0)
 		rc = queue_bytes(r, cmd, (size_t)len);
 	redisFreeCommand(cmd);

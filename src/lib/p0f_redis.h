@@ -11,7 +11,9 @@
  *   - reconnection on the next command after a failure, no sooner than
  *     `backoff` seconds later; until then commands fail at once (ECONNREFUSED);
  *   - every callback runs from the loop, never from inside p0f_redis_command(),
- *     exactly once per command, also when the connection is closed (ECANCELED).
+ *     exactly once per command, also when the connection is closed (ECANCELED);
+ *   - the cause of every dropped (or failed) connection goes to `on_drop`,
+ *     also when no command was waiting to hear it (a reply nobody asked for).
  */
 #ifndef P0F_REDIS_H
 #define P0F_REDIS_H
@@ -27,11 +29,17 @@ struct p0f_redis;
  * NULL). A Redis error reply arrives as reply->type == REDIS_REPLY_ERROR. */
 typedef void (*p0f_redis_cb)(void *ud, const redisReply *reply, int err, const char *errstr);
 
+/* Why the connection went down or could not be made: an errno value and a
+ * text. From the loop, after the commands on it had their callbacks. */
+typedef void (*p0f_redis_drop_cb)(void *ud, int err, const char *errstr);
+
 struct p0f_redis_opts {
 	const char *host;  /* address, or a path for a UNIX socket */
 	int port;          /* ignored for a path */
 	double timeout;    /* per command, seconds */
 	double backoff;    /* after a failure, wait this long before reconnecting */
+	p0f_redis_drop_cb on_drop; /* optional; it may close the connection */
+	void *drop_ud;
 };
 
 /* NULL with errno ENOMEM. Nothing is connected before the first command. */

@@ -1,7 +1,8 @@
 /*
- * redis.c: p0f.redis, loop:redis{host=, port=, timeout=, backoff=}, an
- * asynchronous Redis connection (p0f_redis, hiredis) on the loop. Nothing
+ * redis.c: p0f.redis, loop:redis{host=, port=, timeout=, backoff=, on_drop=},
+ * an asynchronous Redis connection (p0f_redis, hiredis) on the loop. Nothing
  * is connected until the first command; it lives (anchored) until close().
+ * h.cb_ref: on_drop(message, code), told why the connection went down.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -106,6 +107,38 @@ static int redis_deliver_body(lua_State *L, void *ud)
 	return 0;
 }
 
+struct drop_report {
+	struct lredis *lr;
+	int err;
+	const char *errstr;
+};
+
+static int redis_drop_body(lua_State *L, void *ud)
+{
+	struct drop_report *d = ud;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, d->lr->h.cb_ref);
+	lua_pushfstring(L, "redis at %s: %s", d->lr->where,
+	                d->errstr ? d->errstr : lp0f_err_text(d->err));
+	lua_pushstring(L, lp0f_err_name(d->err));
+	lp0f_callback(L, 2, "redis on_drop");
+	return 0;
+}
+
+/* Not after close() (p0f_redis reports nothing then) nor after __gc (no
+ * Lua state left to call). */
+static void redis_dropped(void *ud, int err, const char *errstr)
+{
+	struct lredis *lr = ud;
+	struct drop_report d;
+
+	if (lr->h.lp == NULL || lr->h.cb_ref == LUA_NOREF)
+		return;
+	d.lr = lr;
+	d.err = err;
+	d.errstr = errstr;
+	lp0f_protected(lr->h.lp->L, redis_drop_body, &d);
+}
+
 static void redis_done(void *ud, const redisReply *reply, int err, const char *errstr)
 {
 	struct lredis_cmd *cmd = ud;
@@ -144,7 +177,14 @@ int lp0f_loop_redis(lua_State *L)
 	o.port = (int)lp0f_opt_range(L, 2, "port", 6379, 1, 65535);
 	o.timeout = lp0f_opt_seconds(L, 2, "timeout", 1);
 	o.backoff = lp0f_opt_seconds(L, 2, "backoff", 1);
+	lua_getfield(L, 2, "on_drop");
+	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+		lp0f_bad_opt(L, "on_drop", "function");
 	lr = lp0f_handle_new(L, sizeof *lr, &redis_class, NULL, 0);
+	if (!lua_isnil(L, -2))
+		lr->h.cb_ref = lp0f_ref(L, -2);
+	o.on_drop = redis_dropped;
+	o.drop_ud = lr;
 	if (host[0] == '/' || strncmp(host, "unix:", 5) == 0)
 		snprintf(lr->where, sizeof lr->where, "%s", host);
 	else
