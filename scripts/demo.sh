@@ -34,7 +34,7 @@ for _ in $(seq 50); do
   nc -l 127.0.0.1 "$port" >/dev/null 2>&1 &
   sleep 0.1
   echo hello | nc -N 127.0.0.1 "$port" >/dev/null 2>&1 || true
-  if p0f-query --socket "$dir/p0f.sock" 127.0.0.1 2>/dev/null | grep -q "status *ok"; then
+  if p0f-query --socket "$dir/p0f.sock" 127.0.0.1 2>/dev/null | grep "status *ok" >/dev/null; then
     learned=1
     break
   fi

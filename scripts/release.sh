@@ -30,7 +30,7 @@ if [ -z "$version" ]; then
   exit 1
 fi
 # The version inside REF must be the one we name the files after.
-if ! git show "$ref:CMakeLists.txt" | grep -q "^project(lua-p0f VERSION ${version}[ )]"; then
+if ! git show "$ref:CMakeLists.txt" | grep "^project(lua-p0f VERSION ${version}[ )]" >/dev/null; then
   echo "release.sh: $ref's CMakeLists.txt is not at version $version (commit it first)" >&2
   exit 1
 fi

@@ -49,7 +49,9 @@ for v in 5.4 5.1; do
   if ldd "$mods/core.so" | grep -E 'libev|hiredis'; then
     echo "p0f/core.so ($v) links libev or hiredis"; exit 1
   fi
-  ldd "$mods/ev.so" | grep -q libev || { echo "p0f/ev.so ($v) does not link libev"; exit 1; }
+  # not grep -q: it would quit at the first match and, under pipefail, ldd's
+  # SIGPIPE would fail the check it just passed
+  ldd "$mods/ev.so" | grep libev >/dev/null || { echo "p0f/ev.so ($v) does not link libev"; exit 1; }
   for m in core ev; do
     exported=$(nm -D --defined-only "$mods/$m.so" | awk '$2 ~ /^[TDBR]$/ { print $3 }')
     if [ "$exported" != "luaopen_p0f_$m" ]; then
