@@ -145,6 +145,7 @@ start_mux() { # NAME [CONFIG LINE]
 	done
 }
 start_mux mux_nc "cache_size = 0"
+MUX_NC_PID=${MUX_PIDS##* }
 start_mux mux_c
 MUX_CACHE_PID=${MUX_PIDS##* }
 
@@ -164,9 +165,10 @@ R="$TMP/results"
 	fi
 } >"$R"
 
-p0f_ticks() { # CPU time p0f used so far, in clock ticks (user + system)
-	awk '{ print $14 + $15 }' "/proc/$P0F_PID/stat"
+ticks_of() { # PID: CPU time it used so far, in clock ticks (user + system)
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
+p0f_ticks() { ticks_of "$P0F_PID"; }
 row() { # row ID ROUND command...
 	id=$1; round=$2; shift 2
 	t0=$(p0f_ticks)
@@ -177,22 +179,27 @@ row() { # row ID ROUND command...
 
 # Many clients, one query at a time each (p0f-bench-many): queries/s on
 # one line, and on another how many clients were refused or never served.
-many_row() { # ID ROUND SOCKET CLIENTS
-	id=$1; round=$2
+# With a MUX_PID: also the CPU time that p0f-mux spent on the row, which
+# moves less than a rate with what else the machine is doing.
+many_row() { # ID ROUND SOCKET CLIENTS [MUX_PID]
+	id=$1; round=$2; mux=${5:-}
 	t0=$(p0f_ticks)
+	[ -z "$mux" ] || m0=$(ticks_of "$mux")
 	# shellcheck disable=SC2086 # MIX is a list of words
 	out=$(pin "$CLI_CPU" "$MANY" "$3" "$4" "$SECONDS_EACH" $MIX) || { echo "run.sh: row $id failed" >&2; exit 1; }
+	[ -z "$mux" ] || m1=$(ticks_of "$mux")
 	set -- $out
 	echo "$id $round $1 $2 $(( $(p0f_ticks) - t0 ))" >>"$R"
 	echo "served $id $round $3 $4" >>"$R"
+	[ -z "$mux" ] || echo "muxcpu $id $round $((m1 - m0)) $1" >>"$R"
 	printf '.' >&2
 }
 
 mux_rows() { # MODE ROUND
 	for n in 1 64 512; do
 		many_row "direct_$n@$1" "$2" "$SOCK" "$n"
-		many_row "mux_nc_$n@$1" "$2" "$TMP/mux_nc.sock" "$n"
-		many_row "mux_c_$n@$1" "$2" "$TMP/mux_c.sock" "$n"
+		many_row "mux_nc_$n@$1" "$2" "$TMP/mux_nc.sock" "$n" "$MUX_NC_PID"
+		many_row "mux_c_$n@$1" "$2" "$TMP/mux_c.sock" "$n" "$MUX_CACHE_PID"
 	done
 }
 

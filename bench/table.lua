@@ -3,7 +3,7 @@
 -- RESULTS_FILE lines: "# text" (a header line, printed as is),
 -- "<row>[@same|@split] <round> <count> <seconds> [<p0f CPU ticks>]",
 -- "memory <rss_before_kB> <rss_after_kB> <queries> <seconds>",
--- "skip <row> <why...>". Rates are medians over the rounds; "same" rows ran
+-- "skip <row> <why...>", "muxcpu <row> <round> <mux CPU ticks> <queries>". Rates are medians over the rounds; "same" rows ran
 -- with p0f and the client on one CPU, "split" rows on two.
 local file = assert(arg[1], "usage: table.lua RESULTS_FILE")
 
@@ -37,6 +37,7 @@ local MODE_NAME = { same = "1 CPU", split = "2 CPUs" }
 local header, rates, skips, memory, seen = {}, {}, {}, nil, {}
 local unserved_by, muxstats = {}, nil -- the many-client rows
 local busy, clk_tck = {}, 100 -- p0f's CPU share during each row
+local muxcpu = {} -- row -> { ticks per query, ... }: p0f-mux's own cost
 for line in io.lines(file) do
   local text = line:match("^# ?(.*)$")
   if text and text:match("^clock ticks per second: ") then
@@ -51,6 +52,12 @@ for line in io.lines(file) do
     local key, refused, unserved = line:match("^served (%S+) %d+ (%d+) (%d+)$")
     local lost = tonumber(refused) + tonumber(unserved)
     if key and lost > (unserved_by[key] or 0) then unserved_by[key] = lost end
+  elseif line:match("^muxcpu ") then
+    local key, ticks, n = line:match("^muxcpu (%S+) %d+ (%d+) (%d+)$")
+    if key and tonumber(n) > 0 then
+      muxcpu[key] = muxcpu[key] or {}
+      table.insert(muxcpu[key], tonumber(ticks) / tonumber(n))
+    end
   elseif line:match("^muxstats ") then
     muxstats = line:match("^muxstats (.*)$")
   elseif line:match("^memory ") then
@@ -151,6 +158,23 @@ if muxstats then
   print(string.format("p0f-mux with its cache: %s; cache-hit rate %.1f%%", muxstats,
     q and q > 0 and 100 * hits / q or 0))
   print("UNSERVED: clients whose connect() failed or that got no answer in a round (worst round)")
+end
+-- The mux's CPU time per client query: it moves less than a rate with
+-- what else runs on the machine (cache and scheduler effects remain).
+for _, m in ipairs(modes) do
+  local parts = {}
+  for _, kind in ipairs({ { "mux_nc", "no cache" }, { "mux_c", "cache" } }) do
+    local cells = {}
+    for _, n in ipairs({ 1, 64, 512 }) do
+      local t = muxcpu[kind[1] .. "_" .. n .. "@" .. m]
+      cells[#cells + 1] = t and string.format("%.2f", 1e6 * median(t) / clk_tck) or "-"
+    end
+    parts[#parts + 1] = kind[2] .. " " .. table.concat(cells, " / ")
+  end
+  if next(muxcpu) then
+    print(string.format("p0f-mux CPU per client query, us (1 / 64 / 512 clients), %s: %s", MODE_NAME[m],
+      table.concat(parts, "; ")))
+  end
 end
 
 -- How busy the daemon was: near 100% means p0f itself is the limit.
