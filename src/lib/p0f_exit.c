@@ -53,7 +53,7 @@ static void fork_done(void) { pthread_mutex_unlock(&lock); }
 /* Whether the object holding this code is the program itself. */
 static int in_main_program(void)
 {
-#ifdef RTLD_DL_LINKMAP
+#ifdef __GLIBC__ /* dladdr1 and dlinfo: GNU extensions */
 	Dl_info info;
 	struct link_map *mine = NULL, *prog = NULL;
 	void *h = dlopen(NULL, RTLD_NOW);
