@@ -51,6 +51,9 @@ struct rec {
 };
 
 struct p0f_client {
+	/* First: the exit list then points at the start of the client, so a
+	 * client never closed at exit is reachable, not "possibly lost". */
+	struct p0f_exit_link exit_link; /* drained at exit if never closed */
 	struct sockaddr_un sa;
 	struct p0f_client_opts o;
 
@@ -60,7 +63,6 @@ struct p0f_client {
 	int connect_err;     /* why the last connect failed; queries fail fast */
 	unsigned failures;   /* consecutive losses / failed connects */
 	pid_t owner;         /* who connected fd: after fork() only it may read */
-	struct p0f_exit_link exit_link; /* drained at exit if never closed */
 
 	struct rec *recs;
 	uint32_t nrecs, free_head;
