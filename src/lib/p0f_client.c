@@ -17,12 +17,15 @@
 
 #include "p0f_client.h"
 
+#include "p0f_exit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +51,9 @@ struct rec {
 };
 
 struct p0f_client {
+	/* First: the exit list then points at the start of the client, so a
+	 * client never closed at exit is reachable, not "possibly lost". */
+	struct p0f_exit_link exit_link; /* drained at exit if never closed */
 	struct sockaddr_un sa;
 	struct p0f_client_opts o;
 
@@ -56,6 +62,7 @@ struct p0f_client {
 	double retry_at;     /* no connect before this (monotonic) */
 	int connect_err;     /* why the last connect failed; queries fail fast */
 	unsigned failures;   /* consecutive losses / failed connects */
+	pid_t owner;         /* who connected fd: after fork() only it may read */
 
 	struct rec *recs;
 	uint32_t nrecs, free_head;
@@ -251,6 +258,7 @@ static void start_connect(struct p0f_client *c, double now)
 		backoff(c, now);
 		return;
 	}
+	c->owner = getpid();
 	if (connect(fd, (struct sockaddr *)&c->sa, sizeof c->sa) == 0) {
 		c->fd = fd;
 		c->connect_err = 0;
@@ -444,6 +452,7 @@ struct p0f_client *p0f_client_new(const char *path, const struct p0f_client_opts
 	c->fd = -1;
 	c->free_head = c->pend_head = c->pend_tail = c->unsent = NONE;
 	c->done_head = c->done_tail = NONE;
+	p0f_exit_track(&c->exit_link, c);
 	return c;
 }
 
@@ -562,14 +571,34 @@ static uint32_t owed(const struct p0f_client *c)
 	return c->nring - (uint32_t)unwritten;
 }
 
+/* Whether this process may read the replies owed on c's socket: after
+ * fork() both processes hold it, and the replies are the connecter's. */
+static int own_socket(const struct p0f_client *c)
+{
+	return c->fd >= 0 && !c->connecting && c->owner == getpid();
+}
+
+int p0f_client_exit_fd(const struct p0f_client *c, double *drain)
+{
+	*drain = c->o.drain;
+	return own_socket(c) && owed(c) > 0 ? c->fd : -1;
+}
+
+void p0f_client_exit_read(struct p0f_client *c)
+{
+	if (c->fd >= 0 && !c->connecting)
+		do_read(c, p0f_monotonic());
+}
+
 void p0f_client_close(struct p0f_client *c)
 {
 	double until = p0f_monotonic() + c->o.drain;
 
 	while (c->pend_head != NONE)
 		finish(c, c->pend_head, ECANCELED);
-	/* Drain: p0f dies of SIGPIPE if it writes a reply to a closed socket. */
-	while (c->fd >= 0 && !c->connecting && owed(c) > 0) {
+	/* Drain: p0f dies of SIGPIPE if it writes a reply to a closed socket.
+	 * Not a socket inherited through fork(): its owner still reads it. */
+	while (own_socket(c) && owed(c) > 0) {
 		struct pollfd p = { c->fd, POLLIN, 0 };
 		double left = until - p0f_monotonic();
 		int r;
@@ -594,6 +623,7 @@ void p0f_client_free(struct p0f_client *c)
 	if (c == NULL)
 		return;
 	p0f_client_close(c);
+	p0f_exit_untrack(&c->exit_link);
 	free(c->recs);
 	free(c->ring);
 	free(c->out);

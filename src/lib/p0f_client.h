@@ -19,7 +19,8 @@
  *     queries fail at once with that code: a mail filter would rather go on
  *     without an answer than wait for a daemon that is not there;
  *   - never a half-close; sends use MSG_NOSIGNAL; p0f_client_close() first
- *     reads the replies still owed (for at most `drain` seconds).
+ *     reads the replies still owed (for at most `drain` seconds), and so
+ *     does exit() for a client never closed (p0f_exit.h).
  */
 #ifndef P0F_CLIENT_H
 #define P0F_CLIENT_H
@@ -88,6 +89,12 @@ uint64_t p0f_client_ring_visits(const struct p0f_client *c);
  * Idempotent; the client can still be fetched from and freed. */
 void p0f_client_close(struct p0f_client *c);
 void p0f_client_free(struct p0f_client *c);
+
+/* For the exit drain (p0f_exit.c): the socket to read before this process
+ * exits, or -1 (nothing owed, not connected, or connected by another
+ * process before a fork); and reading what is there without blocking. */
+int p0f_client_exit_fd(const struct p0f_client *c, double *drain);
+void p0f_client_exit_read(struct p0f_client *c);
 
 double p0f_monotonic(void);
 
