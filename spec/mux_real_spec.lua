@@ -76,7 +76,9 @@ local function pipelined_load(sock, n, per, sample)
       end))
     end
   end
-  local t = loop:timer(0.02, function() sample() end, 0.02)
+  -- Sampled from the first answer on: before it, the mux may not have
+  -- connected to p0f yet (it connects on its first query).
+  local t = loop:timer(0.02, function() if answered > 0 then sample() end end, 0.02)
   while left > 0 do loop:run_once() end
   t:close()
   for _, c in ipairs(clients) do c:close() end
