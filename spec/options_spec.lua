@@ -174,6 +174,24 @@ function TestCheckConfig:test_a_loop_that_never_ends_is_an_error()
     lu.assertEquals(status, 1, text .. out)
     lu.assertStrContains(out, "runs too long")
   end
+  -- one C call is one instruction: a backtracking pattern or a huge rep
+  -- would escape the count, so string methods are not there at all
+  for _, text in ipairs({ "x = ('a'):rep(20):find(('a?'):rep(20) .. ('a'):rep(20))\n",
+                          "x = ('a'):rep(2^40)\n" }) do
+    local status, out = ps.check_config(text, 120)
+    lu.assertEquals(status, 1, text .. out)
+    lu.assertStrContains(out, "string methods are not available")
+  end
+  -- in process: refused, and the methods are back afterwards
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write("x = ('a'):upper()\n")
+  f:close()
+  local t, err = require("p0f.config").load(path)
+  os.remove(path)
+  lu.assertNil(t)
+  lu.assertStrContains(err, "string methods are not available")
+  lu.assertEquals(("abc"):upper(), "ABC")
   -- a normal file with a loop in it is fine
   local status, out = ps.check_config("reject = {}\nfor i = 1, 100 do reject[i] = 'OS ' .. i end\n"
     .. "socket = '/tmp/p0f.sock'\n")

@@ -58,12 +58,22 @@ local function run_bounded(chunk)
   local STEP = 1000
   local left = config.MAX_INSTRUCTIONS / STEP
   local old = { debug.gethook() }
+  -- The chunk sees no globals, but ("x"):method reaches the string library
+  -- through the string metatable, and one C call (a backtracking find or
+  -- gsub, a huge rep) runs as one instruction: the count cannot stop it.
+  -- So no string methods while the chunk runs.
+  local smt = getmetatable("")
+  local methods = smt and smt.__index
+  if smt then
+    smt.__index = function() error("string methods are not available in a configuration file", 2) end
+  end
   debug.sethook(function()
     left = left - 1
     if left < 0 then error("configuration runs too long (a loop that never ends?)", 2) end
   end, "", STEP)
   local ok, err = pcall(chunk)
   debug.sethook(unpack(old))
+  if smt then smt.__index = methods end
   return ok, err
 end
 
