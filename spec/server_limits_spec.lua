@@ -166,6 +166,27 @@ function TestPolicyd:test_closing_connections_count_and_are_aborted_after_close_
   lu.assertStrContains(ps.ask(c, { client_address = WINXP }), "REJECT")
 end
 
+function TestPolicyd:test_a_client_past_max_output_is_aborted_at_once()
+  -- close_timeout far away: only the abort at max_output can free it soon
+  self.srv = start_policyd{ socket = self.fake.socket, max_output = 4096, close_timeout = 600 }
+  local warm = ms.connect(self.srv.sock)
+  lu.assertEquals(ps.ask(warm, { client_address = WINXP }), "DUNNO")
+  local base = fds(self.srv.pid)
+  -- garbage requests, each answered DUNNO at once, never read: far more
+  -- answers than the socket and max_output together hold
+  local c = ms.connect(self.srv.sock)
+  self.clients[1] = c
+  send_until_blocked(c, string.rep("x\n\n", 10000), 20, 2)
+  lu.assertTrue(support.wait_until(function()
+    return ps.read(self.srv.log):find("not reading its answers", 1, true) ~= nil
+  end, 100, 0.05), ps.read(self.srv.log))
+  -- descriptor and buffer gone now, not after close_timeout
+  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base end, 100, 0.05),
+    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  lu.assertEquals(ps.ask(warm, { client_address = WINXP }), "DUNNO") -- the others go on
+  warm:close()
+end
+
 function TestPolicyd:test_out_of_descriptors_legitimate_clients_are_served()
   if not support.sh("command -v prlimit >/dev/null 2>&1") then
     error("prlimit (util-linux) is needed")
@@ -258,6 +279,24 @@ function TestMux:test_a_closed_client_that_does_not_read_is_aborted_after_close_
     "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
   lu.assertStrContains(ms.log(self.srv), "did not read within close_timeout")
   lu.assertEquals(ms.answer_eventually(self.srv.sock, WINXP).os, "Windows XP")
+end
+
+function TestMux:test_a_client_past_max_output_is_aborted_at_once()
+  self.srv = assert(ms.start{ socket = self.fake.socket, max_output = 4096, close_timeout = 600 })
+  lu.assertEquals(ms.ask_once(self.srv.sock, WINXP).os, "Windows XP") -- p0f connected
+  local base = fds(self.srv.pid)
+  -- queries whose replies are never read: far more than the socket and
+  -- max_output together hold
+  local c = ms.connect(self.srv.sock)
+  self.clients[1] = c
+  send_until_blocked(c, string.rep(ms.q(WINXP), 2000), 20, 2)
+  lu.assertTrue(support.wait_until(function()
+    return ms.log(self.srv):find("not reading its replies", 1, true) ~= nil
+  end, 100, 0.05), ms.log(self.srv))
+  -- descriptor and buffer gone now, not after close_timeout
+  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base end, 100, 0.05),
+    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  lu.assertEquals(ms.ask_once(self.srv.sock, WINXP).os, "Windows XP") -- the others go on
 end
 
 os.exit(support.run(lu))
