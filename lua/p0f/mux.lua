@@ -120,7 +120,7 @@ function Mux:_flush(cs)
     self:_drop(cs)
   elseif self.pool:overflowing(cs.conn) then
     self:_drop(cs, "not reading its replies", true)
-  elseif not cs.parsing and not self.stopping then
+  elseif not cs.parsing and not self.stopping and (cs.paused or #cs.inbuf >= QUERY_SIZE) then
     self:_parse(cs) -- room again for what it pipelined; reading resumes
   end
   self:_close_if_done(cs)
@@ -215,6 +215,7 @@ function Mux:_parse(cs)
   cs.inbuf = buf
   local rest = #buf
   local paused = self.pool:pace(cs.conn, cs.tail - cs.head)
+  cs.paused = paused -- then a reply written must parse again, to resume
   -- A query cut short must be completed within `timeout`, counted while
   -- the client is read (not while it waits for us).
   if rest % QUERY_SIZE ~= 0 and not paused then
