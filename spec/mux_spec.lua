@@ -241,6 +241,25 @@ function TestProtocol:test_sigusr1_logs_stats_and_sigterm_answers_in_flight()
   lu.assertStrMatches(mux_log, ".*stopped: clients=%d+ queries=2 upstream=2 cache_hits=0 coalesced=0 failures=0 .*")
 end
 
+function TestProtocol:test_shutdown_with_p0f_hung_takes_shutdown_timeout_in_total()
+  ms.stop(self.mux)
+  self.mux = assert(ms.start{ socket = self.fake.socket, timeout = 30, shutdown_timeout = 3 })
+  local c = ms.connect(self.mux.sock)
+  assert(c:send(ms.q(HANG)))
+  support.wait_until(function() return #self.fake:queries() > 0 end, 100, 0.05)
+  local t0 = socket.gettime()
+  local status = ms.stop(self.mux)
+  local dt = socket.gettime() - t0
+  self.mux = nil
+  lu.assertEquals(status, 0)
+  lu.assertTrue(ms.closed_within(c, 3)) -- no answer from a hung p0f: closed
+  -- answering (2 s) and the drain of what p0f owes (1 s) together; the
+  -- drain used to come on top
+  lu.assertTrue(dt >= 2.9 and dt < 3.8, string.format("shutdown took %.2f s", dt))
+  lu.assertTrue(self.fake:alive())
+  c:close()
+end
+
 -- ---- p0f down and back ------------------------------------------------------------
 
 TestDown = {}

@@ -278,8 +278,9 @@ end
 
 function Mux:start()
   local d = self.d
+  local _, drain = pserver.shutdown_budget(d.shutdown_timeout)
   local client, err, code = self.loop:client{
-    socket = d.socket, timeout = d.timeout, max_inflight = d.max_inflight,
+    socket = d.socket, timeout = d.timeout, max_inflight = d.max_inflight, drain = drain,
     on_error = function(msg) self.log:err("in a lookup callback: %s", tostring(msg)) end,
   }
   if not client then return nil, string.format("p0f client for %s: %s (%s)", d.socket, err, code) end
@@ -305,14 +306,16 @@ function Mux:port()
 end
 
 --- Stop accepting; answer the queries already received (for at most
--- shutdown_timeout seconds); drain p0f; make loop:run() return.
+-- shutdown_timeout seconds in all, the drain of p0f included); drain p0f;
+-- make loop:run() return.
 function Mux:shutdown(why)
   if self.stopping then return end
   self.stopping = true
   self.log:notice("shutting down%s: %d clients, %d queries unanswered, %d lookups at p0f",
     why and (" (" .. why .. ")") or "", self.pool.open, self.unanswered, self.upstream_pending)
   if self.listener then self.listener:close() end
-  self.grace = self.loop:timer(self.d.shutdown_timeout, function() self:_finish(true) end)
+  local grace = pserver.shutdown_budget(self.d.shutdown_timeout)
+  self.grace = self.loop:timer(grace, function() self:_finish(true) end)
   self:_maybe_finish()
 end
 

@@ -32,7 +32,7 @@ mc.OPTIONS = {
   max_output = { 131072, "integer", 4096, 67108864 },   -- unread reply bytes per client
   close_timeout = { 10, "seconds" },                    -- a client we close gets this long to read the rest
   idle_timeout = { 0, "seconds", zero = true },         -- 0: idle clients are kept
-  shutdown_timeout = { 2, "seconds" },                  -- SIGTERM: answer in-flight queries this long
+  shutdown_timeout = { 2, "seconds" },                  -- SIGTERM: the whole shutdown, drain included
   cache_size = { 10000, "integer", 0, 10000000 },       -- 0: no cache
   expire = { 7200, "seconds", zero = true },            -- seconds an "ok" answer is cached
   nomatch_expire = { false, "seconds", zero = true },   -- default: min(expire, 300)

@@ -37,16 +37,6 @@ function Server:_guard(what, fn)
   end
 end
 
--- How the shutdown_timeout is spent: answering what is in flight, then
--- closing the p0f client, which waits up to its `drain` for the replies p0f
--- still owes (closing before they arrive could kill p0f). Together they
--- take at most shutdown_timeout.
-local DRAIN_MAX = 1
-function policyd.shutdown_budget(shutdown_timeout)
-  local drain = math.min(DRAIN_MAX, shutdown_timeout / 2)
-  return shutdown_timeout - drain, drain
-end
-
 --- policyd.new(opts [, env]) -> server | nil, err. opts: the configuration
 -- table (server and filter options together). env.loop, env.log: injected.
 -- env.baseline: answer DUNNO to everything without looking anything up (the
@@ -99,7 +89,7 @@ end
 
 function Server:_open_backends()
   local fo = self.filter.opts
-  local _, drain = policyd.shutdown_budget(self.d.shutdown_timeout)
+  local _, drain = pserver.shutdown_budget(self.d.shutdown_timeout)
   local client, err, code = self.loop:client{
     socket = fo.socket, timeout = fo.timeout, drain = drain,
     on_error = function(msg) self.log:err("in a lookup callback: %s", tostring(msg)) end,
@@ -396,7 +386,7 @@ function Server:shutdown(why)
   self.log:notice("shutting down%s: %d connections, %d requests in flight",
     why and (" (" .. why .. ")") or "", self.pool.open, self.inflight)
   if self.listener then self.listener:close() end
-  local grace = policyd.shutdown_budget(self.d.shutdown_timeout)
+  local grace = pserver.shutdown_budget(self.d.shutdown_timeout)
   self.grace = self.loop:timer(grace, self:_guard("timer", function() self:_finish() end))
   self:_maybe_finish()
 end

@@ -36,6 +36,16 @@ local SWEEP_EVERY = 0.1 -- seconds between checks of the connections being close
 local Pool = {}
 Pool.__index = Pool
 
+--- How a daemon spends its shutdown_timeout: answering what is in flight
+-- (the grace, first value), then closing its p0f client, which waits up to
+-- its `drain` (second value) for the replies p0f still owes (closing before
+-- they arrive could kill p0f). Together they take at most shutdown_timeout.
+local DRAIN_MAX = 1
+function server.shutdown_budget(shutdown_timeout)
+  local drain = math.min(DRAIN_MAX, shutdown_timeout / 2)
+  return shutdown_timeout - drain, drain
+end
+
 function server.pool(opts)
   return setmetatable({
     loop = opts.loop,
