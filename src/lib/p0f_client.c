@@ -50,6 +50,12 @@ struct rec {
 	struct p0f_result res;
 };
 
+/* A doubly linked list of records, through rec.prev / rec.next. */
+struct reclist {
+	uint32_t head, tail;
+	size_t n;
+};
+
 struct p0f_client {
 	/* First: the exit list then points at the start of the client, so a
 	 * client never closed at exit is reachable, not "possibly lost". */
@@ -66,9 +72,8 @@ struct p0f_client {
 
 	struct rec *recs;
 	uint32_t nrecs, free_head;
-	uint32_t pend_head, pend_tail, unsent;
-	uint32_t done_head, done_tail;
-	size_t npending, ndone;
+	struct reclist pending, done; /* in submit order; in finish order */
+	uint32_t unsent;     /* first of `pending` not yet written */
 
 	uint32_t *ring;      /* max_inflight entries */
 	uint32_t ring_head, nring;
@@ -147,21 +152,40 @@ static void rec_free(struct p0f_client *c, uint32_t i)
 	c->free_head = i;
 }
 
-static void pending_unlink(struct p0f_client *c, uint32_t i)
+static void list_append(struct p0f_client *c, struct reclist *l, uint32_t i)
 {
 	struct rec *r = &c->recs[i];
 
-	if (c->unsent == i)
-		c->unsent = r->next;
+	r->next = NONE;
+	r->prev = l->tail;
+	if (l->tail != NONE)
+		c->recs[l->tail].next = i;
+	else
+		l->head = i;
+	l->tail = i;
+	l->n++;
+}
+
+static void list_unlink(struct p0f_client *c, struct reclist *l, uint32_t i)
+{
+	struct rec *r = &c->recs[i];
+
 	if (r->prev != NONE)
 		c->recs[r->prev].next = r->next;
 	else
-		c->pend_head = r->next;
+		l->head = r->next;
 	if (r->next != NONE)
 		c->recs[r->next].prev = r->prev;
 	else
-		c->pend_tail = r->prev;
-	c->npending--;
+		l->tail = r->prev;
+	l->n--;
+}
+
+static void pending_unlink(struct p0f_client *c, uint32_t i)
+{
+	if (c->unsent == i)
+		c->unsent = c->recs[i].next;
+	list_unlink(c, &c->pending, i);
 }
 
 /* A record on the wire leaves a ghost in the ring: its reply is still owed.
@@ -184,29 +208,12 @@ static void finish(struct p0f_client *c, uint32_t i, int err)
 	pending_unlink(c, i);
 	r->state = R_DONE;
 	r->res.err = err;
-	r->next = NONE;
-	r->prev = c->done_tail;
-	if (c->done_tail != NONE)
-		c->recs[c->done_tail].next = i;
-	else
-		c->done_head = i;
-	c->done_tail = i;
-	c->ndone++;
+	list_append(c, &c->done, i);
 }
 
 static void done_unlink(struct p0f_client *c, uint32_t i)
 {
-	struct rec *r = &c->recs[i];
-
-	if (r->prev != NONE)
-		c->recs[r->prev].next = r->next;
-	else
-		c->done_head = r->next;
-	if (r->next != NONE)
-		c->recs[r->next].prev = r->prev;
-	else
-		c->done_tail = r->prev;
-	c->ndone--;
+	list_unlink(c, &c->done, i);
 }
 
 /* ---- the connection --------------------------------------------------- */
@@ -386,8 +393,8 @@ static void do_write(struct p0f_client *c, double now)
 
 static void expire(struct p0f_client *c, double now)
 {
-	while (c->pend_head != NONE && c->recs[c->pend_head].deadline <= now)
-		finish(c, c->pend_head, ETIMEDOUT);
+	while (c->pending.head != NONE && c->recs[c->pending.head].deadline <= now)
+		finish(c, c->pending.head, ETIMEDOUT);
 }
 
 void p0f_client_step(struct p0f_client *c)
@@ -450,8 +457,9 @@ struct p0f_client *p0f_client_new(const char *path, const struct p0f_client_opts
 	c->sa.sun_family = AF_UNIX;
 	memcpy(c->sa.sun_path, path, plen + 1);
 	c->fd = -1;
-	c->free_head = c->pend_head = c->pend_tail = c->unsent = NONE;
-	c->done_head = c->done_tail = NONE;
+	c->free_head = c->unsent = NONE;
+	c->pending.head = c->pending.tail = NONE;
+	c->done.head = c->done.tail = NONE;
 	p0f_exit_track(&c->exit_link, c);
 	return c;
 }
@@ -472,16 +480,9 @@ int p0f_client_submit(struct p0f_client *c, const char *addr, size_t len, uint64
 	memset(&r->res, 0, sizeof r->res);
 	r->state = R_QUEUED;
 	r->deadline = p0f_monotonic() + c->o.timeout;
-	r->next = NONE;
-	r->prev = c->pend_tail;
-	if (c->pend_tail != NONE)
-		c->recs[c->pend_tail].next = i;
-	else
-		c->pend_head = i;
-	c->pend_tail = i;
+	list_append(c, &c->pending, i);
 	if (c->unsent == NONE)
 		c->unsent = i;
-	c->npending++;
 	*handle = handle_of(c, i);
 	return 0;
 }
@@ -510,8 +511,8 @@ double p0f_client_timeout(const struct p0f_client *c)
 	if (c->unsent != NONE && c->fd >= 0 && !c->connecting &&
 	    c->nring < c->o.max_inflight && c->outoff == c->outlen)
 		return 0;
-	if (c->pend_head != NONE)
-		when = c->recs[c->pend_head].deadline;
+	if (c->pending.head != NONE)
+		when = c->recs[c->pending.head].deadline;
 	if (c->fd < 0 && c->unsent != NONE && (when < 0 || c->retry_at < when))
 		when = c->retry_at;
 	if (when < 0)
@@ -536,7 +537,7 @@ int p0f_client_fetch(struct p0f_client *c, uint64_t handle, struct p0f_result *o
 
 int p0f_client_next_done(struct p0f_client *c, uint64_t *handle, struct p0f_result *out)
 {
-	uint32_t i = c->done_head;
+	uint32_t i = c->done.head;
 
 	if (i == NONE)
 		return 0;
@@ -559,9 +560,9 @@ void p0f_client_cancel(struct p0f_client *c, uint64_t handle)
 	rec_free(c, i);
 }
 
-size_t p0f_client_pending(const struct p0f_client *c) { return c->npending; }
+size_t p0f_client_pending(const struct p0f_client *c) { return c->pending.n; }
 uint64_t p0f_client_ring_visits(const struct p0f_client *c) { return c->ring_visits; }
-size_t p0f_client_finished(const struct p0f_client *c) { return c->ndone; }
+size_t p0f_client_finished(const struct p0f_client *c) { return c->done.n; }
 int p0f_client_connected(const struct p0f_client *c) { return c->fd >= 0 && !c->connecting; }
 
 /* Replies owed for queries whose bytes fully reached the socket. */
@@ -594,8 +595,8 @@ void p0f_client_close(struct p0f_client *c)
 {
 	double until = p0f_monotonic() + c->o.drain;
 
-	while (c->pend_head != NONE)
-		finish(c, c->pend_head, ECANCELED);
+	while (c->pending.head != NONE)
+		finish(c, c->pending.head, ECANCELED);
 	/* Drain: p0f dies of SIGPIPE if it writes a reply to a closed socket.
 	 * Not a socket inherited through fork(): its owner still reads it. */
 	while (own_socket(c) && owed(c) > 0) {
