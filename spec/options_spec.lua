@@ -198,4 +198,45 @@ function TestCheckConfig:test_a_loop_that_never_ends_is_an_error()
   lu.assertEquals(status, 0, out)
 end
 
+-- The budget may run out in the few instructions after the chunk returned,
+-- with the hook still set: that must not raise outside the protected call
+-- (and leave the hook and the string metatable as the chunk had them).
+-- Every length of file around the budget, so one of them ends right there.
+function TestCheckConfig:test_the_budget_never_escapes_the_load()
+  local config = require("p0f.config")
+  local saved = config.MAX_INSTRUCTIONS
+  config.MAX_INSTRUCTIONS = 1000
+  local path = os.tmpname()
+  local refused = 0
+  for n = 300, 2500 do
+    local f = assert(io.open(path, "w"))
+    f:write("for i = 1, " .. n .. " do end\n")
+    f:close()
+    local ok, t, err = pcall(config.load, path)
+    if not ok then
+      config.MAX_INSTRUCTIONS = saved
+      debug.sethook()
+      os.remove(path)
+      lu.fail(string.format("%d iterations: the load raised: %s", n, tostring(t)))
+    end
+    if not t then
+      refused = refused + 1
+      lu.assertStrContains(err, "runs too long")
+    end
+    lu.assertNil(debug.gethook(), n .. " iterations: hook left set")
+    lu.assertEquals(("abc"):upper(), "ABC")
+  end
+  config.MAX_INSTRUCTIONS = saved
+  os.remove(path)
+  lu.assertTrue(refused > 0 and refused < 2201, refused .. " of 2201 refused")
+end
+
+function TestCheckConfig:test_a_file_that_eats_memory_is_an_error()
+  local status, out = ps.check_config("local s = ('x'):len() and 'xxxxxxxxxxxxxxxx'\n", 120)
+  lu.assertEquals(status, 1, out) -- (string methods: refused, see above)
+  status, out = ps.check_config("local s = 'xxxxxxxxxxxxxxxx'\nfor i = 1, 40 do s = s .. s end\n", 120)
+  lu.assertEquals(status, 1, out)
+  lu.assertStrContains(out, "too much memory")
+end
+
 os.exit(lu.LuaUnit.run())

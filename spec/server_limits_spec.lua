@@ -299,4 +299,31 @@ function TestMux:test_a_client_past_max_output_is_aborted_at_once()
   lu.assertEquals(ms.ask_once(self.srv.sock, WINXP).os, "Windows XP") -- the others go on
 end
 
+-- ---- the shutdown budget -------------------------------------------------------------
+
+TestBudget = {}
+
+function TestBudget:test_every_shutdown_timeout_gives_a_usable_budget()
+  local server = require("p0f.server")
+  local loop = require("p0f").loop("new")
+  for _, t in ipairs({ 5e-324, 1e-9, 0.001, 0.5, 2, 3, 86400 }) do
+    local grace, drain = server.shutdown_budget(t)
+    lu.assertTrue(grace >= 0 and drain > 0, string.format("%g: %g, %g", t, grace, drain))
+    lu.assertTrue(grace + drain <= math.max(t, 0.001), string.format("%g: %g + %g", t, grace, drain))
+    lu.assertTrue(drain <= 1)
+    local c, err = loop:client{ socket = "/nonexistent/p0f.sock", drain = drain }
+    lu.assertNotNil(c, string.format("%g: %s", t, tostring(err)))
+    c:close()
+  end
+  loop:close()
+end
+
+function TestBudget:test_a_tiny_shutdown_timeout_starts_and_stops()
+  local f = fake.start{ rules = RULES }
+  local m = assert(ms.start{ socket = f.socket, shutdown_timeout = 5e-324 })
+  lu.assertEquals(ms.ask_once(m.sock, WINXP).os, "Windows XP")
+  lu.assertEquals(ms.stop(m), 0)
+  f:stop()
+end
+
 os.exit(support.run(lu))

@@ -46,22 +46,33 @@ local function bad(name, want, v)
 end
 
 --- What running a configuration file may cost: it is data, so a loop
--- that never ends (`while true do end`) is an error, not a hang.
-config.MAX_INSTRUCTIONS = 10000000
+-- that never ends (`while true do end`) is an error, not a hang, and so is
+-- a loop that doubles a string until the machine runs out of memory. A
+-- real file runs a few thousand instructions and allocates kilobytes.
+config.MAX_INSTRUCTIONS = 1000000
+config.MAX_MEMORY_KB = 65536 -- growth of the Lua heap while the file runs
 
--- Run a loaded chunk under an instruction budget. A count hook works on
--- PUC Lua and on LuaJIT's interpreter; compiled LuaJIT code skips hooks,
--- so the chunk is kept out of the JIT.
-local function run_bounded(chunk)
+-- Run a loaded chunk (whose source name is `source`) under those budgets.
+-- A count hook works on PUC Lua and on LuaJIT's interpreter; compiled
+-- LuaJIT code skips hooks, so the chunk is kept out of the JIT.
+--   - The hook looks every STEP instructions: a string that doubles each
+--     time round a loop grows at most 2^(STEP/3) times past the memory
+--     budget before it is stopped.
+--   - It raises only while the file's own code runs. The hook is still set
+--     for a few instructions of this function after the chunk returns; a
+--     budget running out there must not raise outside the pcall (and leave
+--     the hook and the string metatable as the chunk had them).
+--   - The chunk sees no globals, but ("x"):method reaches the string
+--     library through the string metatable, and one C call (a backtracking
+--     find or gsub, a huge rep) runs as one instruction: neither budget can
+--     stop it. So no string methods while the chunk runs.
+local STEP = 10
+local function run_bounded(chunk, source)
   local jit = rawget(_G, "jit")
   if jit and jit.off then jit.off(chunk, true) end
-  local STEP = 1000
   local left = config.MAX_INSTRUCTIONS / STEP
+  local mem_max = collectgarbage("count") + config.MAX_MEMORY_KB
   local old = { debug.gethook() }
-  -- The chunk sees no globals, but ("x"):method reaches the string library
-  -- through the string metatable, and one C call (a backtracking find or
-  -- gsub, a huge rep) runs as one instruction: the count cannot stop it.
-  -- So no string methods while the chunk runs.
   local smt = getmetatable("")
   local methods = smt and smt.__index
   if smt then
@@ -69,7 +80,9 @@ local function run_bounded(chunk)
   end
   debug.sethook(function()
     left = left - 1
-    if left < 0 then error("configuration runs too long (a loop that never ends?)", 2) end
+    local why = (left < 0 and "configuration runs too long (a loop that never ends?)")
+      or (collectgarbage("count") > mem_max and "configuration uses too much memory")
+    if why and debug.getinfo(2, "S").source == source then error(why, 2) end
   end, "", STEP)
   local ok, err = pcall(chunk)
   debug.sethook(unpack(old))
@@ -94,7 +107,7 @@ function config.load(path)
     chunk, perr = load(text, "@" .. path, "t", env)
   end
   if not chunk then return nil, "p0f-policyd: " .. tostring(perr) end
-  local ok, rerr = run_bounded(chunk)
+  local ok, rerr = run_bounded(chunk, "@" .. path)
   if not ok then return nil, "p0f-policyd: " .. tostring(rerr) end
   return env
 end

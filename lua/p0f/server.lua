@@ -40,10 +40,12 @@ Pool.__index = Pool
 -- (the grace, first value), then closing its p0f client, which waits up to
 -- its `drain` (second value) for the replies p0f still owes (closing before
 -- they arrive could kill p0f). Together they take at most shutdown_timeout.
-local DRAIN_MAX = 1
+-- The drain is never below DRAIN_MIN: a loop client wants a positive one,
+-- and half of a tiny shutdown_timeout (5e-324) is 0.
+local DRAIN_MAX, DRAIN_MIN = 1, 0.001
 function server.shutdown_budget(shutdown_timeout)
-  local drain = math.min(DRAIN_MAX, shutdown_timeout / 2)
-  return shutdown_timeout - drain, drain
+  local drain = math.max(DRAIN_MIN, math.min(DRAIN_MAX, shutdown_timeout / 2))
+  return math.max(0, shutdown_timeout - drain), drain
 end
 
 function server.pool(opts)
