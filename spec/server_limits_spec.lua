@@ -29,6 +29,18 @@ local function fds(pid)
   return n
 end
 
+-- The descriptor count once it has stopped moving: a connection a test
+-- just closed may not be closed on the server's side yet.
+local function settled_fds(pid)
+  local n
+  support.wait_until(function()
+    local before = n
+    n = fds(pid)
+    return n == before
+  end, 100, 0.1)
+  return n
+end
+
 local function rss_kb(pid)
   local status = support.read_file("/proc/" .. pid .. "/status") or ""
   return tonumber(status:match("VmRSS:%s*(%d+)"))
@@ -141,12 +153,7 @@ function TestPolicyd:test_closing_connections_count_and_are_aborted_after_close_
   local warm = ms.connect(self.srv.sock)
   lu.assertStrContains(ps.ask(warm, { client_address = WINXP }), "REJECT") -- p0f connected
   warm:close()
-  local base
-  support.wait_until(function() -- the warm-up connection closed on the server's side too
-    local before = base
-    base = fds(self.srv.pid)
-    return base == before
-  end, 100, 0.1)
+  local base = settled_fds(self.srv.pid) -- the warm-up connection closed on its side too
   for i = 1, 3 do self.clients[i] = non_reader(self.srv.sock, 10000) end
   -- the server closed them (half-close, every answer given) but the
   -- answers are not read: each still holds a descriptor
@@ -260,7 +267,7 @@ function TestMux:test_a_closed_client_that_does_not_read_is_aborted_after_close_
   self.srv = assert(ms.start{ socket = self.fake.socket, close_timeout = 1, max_clients = 2,
     max_output = 1048576 })
   lu.assertEquals(ms.ask_once(self.srv.sock, WINXP).os, "Windows XP") -- p0f connected
-  local base = fds(self.srv.pid)
+  local base = settled_fds(self.srv.pid)
   for i = 1, 2 do
     local c = ms.connect(self.srv.sock)
     self.clients[i] = c
@@ -284,7 +291,7 @@ end
 function TestMux:test_a_client_past_max_output_is_aborted_at_once()
   self.srv = assert(ms.start{ socket = self.fake.socket, max_output = 4096, close_timeout = 600 })
   lu.assertEquals(ms.ask_once(self.srv.sock, WINXP).os, "Windows XP") -- p0f connected
-  local base = fds(self.srv.pid)
+  local base = settled_fds(self.srv.pid)
   -- queries whose replies are never read: far more than the socket and
   -- max_output together hold
   local c = ms.connect(self.srv.sock)
