@@ -14,18 +14,7 @@
 
 #include "p0f_codec.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (cond) {                                                   \
-			passed++;                                             \
-		} else {                                                      \
-			failed++;                                             \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-			        __LINE__, #cond);                             \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 

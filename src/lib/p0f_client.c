@@ -307,6 +307,18 @@ static void finish_connect(struct p0f_client *c, double now)
 	}
 }
 
+/* After a read or send that failed: 1 to try again (EINTR), else 0 to
+ * stop there, with the connection lost unless the socket was only empty
+ * or full (EAGAIN). */
+static int retry_io(struct p0f_client *c, double now)
+{
+	if (errno == EINTR)
+		return 1;
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+		lose(c, errno == EPIPE ? ECONNRESET : errno, now);
+	return 0;
+}
+
 /* Read every complete reply there is and hand each to its query. */
 static void do_read(struct p0f_client *c, double now)
 {
@@ -320,10 +332,8 @@ static void do_read(struct p0f_client *c, double now)
 			return;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			if (retry_io(c, now))
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				lose(c, errno == EPIPE ? ECONNRESET : errno, now);
 			return;
 		}
 		c->inlen += (size_t)n;
@@ -379,10 +389,8 @@ static void do_write(struct p0f_client *c, double now)
 		}
 		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (retry_io(c, now))
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				lose(c, errno == EPIPE ? ECONNRESET : errno, now);
 			return;
 		}
 		c->outoff += (size_t)n;
