@@ -3,8 +3,9 @@
 -- RESULTS_FILE lines: "# text" (a header line, printed as is),
 -- "<row>[@same|@split] <round> <count> <seconds> [<p0f CPU ticks>]",
 -- "memory <rss_before_kB> <rss_after_kB> <queries> <seconds>",
--- "skip <row> <why...>", "muxcpu <row> <round> <mux CPU ticks> <queries>". Rates are medians over the rounds; "same" rows ran
--- with p0f and the client on one CPU, "split" rows on two.
+-- "skip <row> <why...>", "muxcpu <row> <round> <mux CPU ticks> <queries>".
+-- Rates are medians over the rounds; "same" rows ran with p0f and the
+-- client on one CPU, "split" rows on two.
 local file = assert(arg[1], "usage: table.lua RESULTS_FILE")
 
 local ROWS = {

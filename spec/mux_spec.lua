@@ -260,6 +260,35 @@ function TestProtocol:test_shutdown_with_p0f_hung_takes_shutdown_timeout_in_tota
   c:close()
 end
 
+-- ---- in the test's process ----------------------------------------------------------
+
+TestInProcess = {}
+
+-- A callback that raises with no handler of its own goes to the daemon's
+-- log through the loop's on_error, not to stderr.
+function TestInProcess:test_a_raising_callback_is_logged()
+  local f = fake.start{ rules = RULES }
+  local log, lines = support.recording_log()
+  local sock = support.tmpname(".sock")
+  local m = assert(require("p0f.mux").new({ listen = "unix:" .. sock, socket = f.socket }, { log = log }))
+  assert(m:start())
+  m._read = function() error("read exploded") end
+  local c = ms.connect(sock)
+  assert(c:send(ms.q("192.0.2.1")))
+  local logged = function() return table.concat(lines, "\n"):find("read exploded", 1, true) ~= nil end
+  for _ = 1, 100 do -- the mux's sweep timer wakes the loop every 0.25 s
+    if logged() then break end
+    m.loop:run_once()
+  end
+  c:close()
+  m:shutdown()
+  m.loop:run()
+  f:stop()
+  os.remove(sock)
+  lu.assertStrContains(table.concat(lines, "\n"), "err in a loop callback: ")
+  lu.assertTrue(logged(), table.concat(lines, "\n"))
+end
+
 -- ---- p0f down and back ------------------------------------------------------------
 
 TestDown = {}

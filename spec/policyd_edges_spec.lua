@@ -141,11 +141,7 @@ TestSettle = {}
 function TestSettle:test_a_raising_publish_does_not_cost_the_answer()
   local f = fake.start{ rules = RULES }
   local policyd = require("p0f.policyd")
-  local lines = {}
-  local log = { enabled = function() return true end }
-  for _, level in ipairs({ "err", "warning", "notice", "info", "debug" }) do
-    log[level] = function(_, fmt, ...) lines[#lines + 1] = level .. " " .. string.format(fmt, ...) end
-  end
+  local log, lines = support.recording_log()
   local loop = p0f.loop()
   local server = assert(policyd.new({ socket = f.socket, timeout = 2, publish = true,
     redis = "127.0.0.1:" .. support.free_port(), redis_timeout = 0.2 }, { loop = loop, log = log }))
@@ -168,6 +164,31 @@ function TestSettle:test_a_raising_publish_does_not_cost_the_answer()
   f:stop()
   lu.assertEquals(answers, { "Windows", "Windows" })
   lu.assertStrContains(table.concat(lines, "\n"), "publish exploded")
+end
+
+-- A callback with no handler of its own that raises (here the connection
+-- limit's, around the guarded accept) goes to the daemon's log through the
+-- loop's on_error, not to stderr.
+function TestSettle:test_a_raising_loop_callback_is_logged()
+  local f = fake.start{ rules = RULES }
+  local log, lines = support.recording_log()
+  local server = assert(require("p0f.policyd").new({ socket = f.socket, listen = "127.0.0.1:0" },
+    { log = log }))
+  assert(server:start())
+  server.pool._admit = function() error("admit exploded") end
+  local c = ps.connect(server:port())
+  local logged = function() return table.concat(lines, "\n"):find("admit exploded", 1, true) ~= nil end
+  local guard = server.loop:timer(10, function() server.loop:stop() end)
+  local poll = server.loop:timer(0.05, function() if logged() then server.loop:stop() end end, 0.05)
+  server.loop:run()
+  guard:close()
+  poll:close()
+  c:close()
+  server:shutdown()
+  server.loop:run()
+  f:stop()
+  lu.assertStrContains(table.concat(lines, "\n"), "err in a loop callback: ")
+  lu.assertTrue(logged(), table.concat(lines, "\n"))
 end
 
 os.exit(support.run(lu))

@@ -22,12 +22,7 @@ local RULES = {
 
 -- ---- what /proc says about a process ------------------------------------------------
 
-local function fds(pid)
-  local p = io.popen("ls /proc/" .. pid .. "/fd 2>/dev/null | wc -l")
-  local n = tonumber(p:read("*a"))
-  p:close()
-  return n
-end
+local fds = ps.fds
 
 -- The descriptor count once it has stopped moving: a connection a test
 -- just closed may not be closed on the server's side yet.
@@ -39,6 +34,12 @@ local function settled_fds(pid)
     return n == before
   end, 100, 0.1)
   return n
+end
+
+-- Wait (tries x 50 ms at most) until pid holds `want` descriptors.
+local function assert_fds_become(pid, want, tries)
+  lu.assertTrue(support.wait_until(function() return fds(pid) == want end, tries, 0.05),
+    string.format("descriptors: %s, %d expected", tostring(fds(pid)), want))
 end
 
 local function rss_kb(pid)
@@ -157,16 +158,14 @@ function TestPolicyd:test_closing_connections_count_and_are_aborted_after_close_
   for i = 1, 3 do self.clients[i] = non_reader(self.srv.sock, 10000) end
   -- the server closed them (half-close, every answer given) but the
   -- answers are not read: each still holds a descriptor
-  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base + 3 end, 100, 0.05),
-    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  assert_fds_become(self.srv.pid, base + 3, 100)
   -- ... and still counts: a fourth client is refused
   local extra = ms.connect(self.srv.sock)
   lu.assertTrue(ms.closed_within(extra, 5))
   extra:close()
   lu.assertStrContains(ps.read(self.srv.log), "refused: 3 connections open (max_connections 3)")
   -- after close_timeout they are aborted; the descriptors are free again
-  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base end, 200, 0.05),
-    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  assert_fds_become(self.srv.pid, base, 200)
   lu.assertStrContains(ps.read(self.srv.log), "did not read within close_timeout")
   local c = ms.connect(self.srv.sock)
   self.clients[#self.clients + 1] = c
@@ -188,8 +187,7 @@ function TestPolicyd:test_a_client_past_max_output_is_aborted_at_once()
     return ps.read(self.srv.log):find("not reading its answers", 1, true) ~= nil
   end, 100, 0.05), ps.read(self.srv.log))
   -- descriptor and buffer gone now, not after close_timeout
-  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base end, 100, 0.05),
-    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  assert_fds_become(self.srv.pid, base, 100)
   lu.assertEquals(ps.ask(warm, { client_address = WINXP }), "DUNNO") -- the others go on
   warm:close()
 end
@@ -277,13 +275,11 @@ function TestMux:test_a_closed_client_that_does_not_read_is_aborted_after_close_
     assert(c:send(table.concat(qs)))
     c:shutdown("send")
   end
-  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base + 2 end, 100, 0.05),
-    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  assert_fds_become(self.srv.pid, base + 2, 100)
   local extra = ms.connect(self.srv.sock)
   lu.assertTrue(ms.closed_within(extra, 5)) -- the closing ones count
   extra:close()
-  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base end, 200, 0.05),
-    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  assert_fds_become(self.srv.pid, base, 200)
   lu.assertStrContains(ms.log(self.srv), "did not read within close_timeout")
   lu.assertEquals(ms.answer_eventually(self.srv.sock, WINXP).os, "Windows XP")
 end
@@ -301,8 +297,7 @@ function TestMux:test_a_client_past_max_output_is_aborted_at_once()
     return ms.log(self.srv):find("not reading its replies", 1, true) ~= nil
   end, 100, 0.05), ms.log(self.srv))
   -- descriptor and buffer gone now, not after close_timeout
-  lu.assertTrue(support.wait_until(function() return fds(self.srv.pid) == base end, 100, 0.05),
-    "descriptors: " .. fds(self.srv.pid) .. ", " .. base .. " before")
+  assert_fds_become(self.srv.pid, base, 100)
   lu.assertEquals(ms.ask_once(self.srv.sock, WINXP).os, "Windows XP") -- the others go on
 end
 

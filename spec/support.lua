@@ -102,6 +102,18 @@ local started = {} -- every p0f started here, so none outlives a failed test
 
 --- Start a real p0f on the loopback interface. Returns {socket=, pid=, log=}
 -- or nil and why. extra: more p0f arguments (e.g. "-S 1").
+--- A logger in the shape of p0f.log that keeps its lines ("level text")
+-- in `lines`, for a daemon run in the test's own process.
+function support.recording_log()
+  local lines = {}
+  local log = { enabled = function() return true end }
+  for _, level in ipairs({ "err", "warning", "notice", "info", "debug" }) do
+    log[level] = function(_, fmt, ...) lines[#lines + 1] = level .. " " .. string.format(fmt, ...) end
+  end
+  function log.log(self, level, fmt, ...) return self[level](self, fmt, ...) end
+  return log, lines
+end
+
 function support.start_p0f(extra)
   if not support.is_root() then return nil, "p0f needs root to sniff" end
   if not support.sh("command -v p0f >/dev/null 2>&1") then return nil, "p0f not installed" end

@@ -37,7 +37,7 @@ config.DEFAULTS = {
   max_pending = 64,             -- unanswered requests per connection; then it is not read
   max_output = 262144,          -- bytes of answers a client has not read; then it is dropped
   close_timeout = 10,           -- a connection we close gets this long to read its last answers
-  shutdown_timeout = 2,         -- on SIGTERM, answer what is in flight for at most this long
+  shutdown_timeout = 2,         -- on SIGTERM, the whole shutdown (drain of p0f included)
 }
 
 local function bad(name, want, v)

@@ -53,11 +53,8 @@ function mux.new(opts, env)
     stats = { accepted = 0, dropped = 0, queries = 0, upstream = 0,
               cache_hits = 0, coalesced = 0, failures = 0 },
   }, Mux)
-  -- A callback that raises (and has no handler of its own) is logged, not
-  -- written to stderr; an injected loop keeps its owner's reporter.
-  if not env.loop then
-    self.loop:on_error(function(msg) self.log:err("in a loop callback: %s", tostring(msg)) end)
-  end
+  -- an injected loop keeps its owner's reporter
+  if not env.loop then pserver.log_loop_errors(self.loop, self.log) end
   -- the connection limits (p0f.server): counts, pipelining, output, closing
   self.pool = pserver.pool{ loop = self.loop, log = self.log, what = "client",
     max_connections = d.max_clients, limit_name = "max_clients", max_pending = d.max_pending,

@@ -59,11 +59,8 @@ function policyd.new(opts, env)
     waiting = {},     -- address -> callbacks of one lookup under way
     stats = { requests = 0, lookups = 0, hits = 0, failures = 0 },
   }, Server)
-  -- A callback that raises (and has no handler of its own) is logged, not
-  -- written to stderr; an injected loop keeps its owner's reporter.
-  if not env.loop then
-    self.loop:on_error(function(msg) self.log:err("in a loop callback: %s", tostring(msg)) end)
-  end
+  -- an injected loop keeps its owner's reporter
+  if not env.loop then pserver.log_loop_errors(self.loop, self.log) end
   -- the connection limits (p0f.server): counts, pipelining, output, closing
   self.pool = pserver.pool{ loop = self.loop, log = self.log, what = "connection from",
     max_connections = d.max_connections, max_pending = d.max_pending,

@@ -12,6 +12,8 @@
 --   pool:gone(conn)              -- the peer went away (on_close)
 --   pool:shutdown()              -- the daemon is done: no more sweeps
 --   pool.open, pool.nclosing, pool.refused, pool.aborted
+--   server.shutdown_budget(shutdown_timeout) -> grace, drain
+--   server.log_loop_errors(loop, log)
 --
 -- The rules:
 --   - connections at once: at most max_connections, and a connection we
@@ -46,6 +48,12 @@ local DRAIN_MAX, DRAIN_MIN = 1, 0.001
 function server.shutdown_budget(shutdown_timeout)
   local drain = math.max(DRAIN_MIN, math.min(DRAIN_MAX, shutdown_timeout / 2))
   return math.max(0, shutdown_timeout - drain), drain
+end
+
+--- Errors raised by the loop's callbacks that have no handler of their own
+-- go to the daemon's log, not to stderr.
+function server.log_loop_errors(loop, log)
+  loop:on_error(function(msg) log:err("in a loop callback: %s", tostring(msg)) end)
 end
 
 function server.pool(opts)

@@ -30,8 +30,8 @@ struct p0f_exit_link {
 void p0f_exit_track(struct p0f_exit_link *l, struct p0f_client *c);
 void p0f_exit_untrack(struct p0f_exit_link *l);
 
-/* What the exit handler does: drain every listed client (bounded), then
- * close its socket. Exposed for tests. */
+/* What the exit handler does: read what every listed client is owed, each
+ * for at most its `drain` (exit then closes the sockets). Exposed for tests. */
 void p0f_exit_drain_all(void);
 
 /* Whether the exit handler is installed (tests). */

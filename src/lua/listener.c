@@ -115,14 +115,12 @@ int lp0f_loop_listen(lua_State *L)
 	unsigned mode = 0;
 
 	luaL_checktype(L, 3, LUA_TFUNCTION);
-	if (!lua_isnoneornil(L, 4)) {
+	lua_settop(L, 4); /* the options stay at 4 (nil if none) under what is pushed */
+	if (!lua_isnil(L, 4)) {
 		luaL_checktype(L, 4, LUA_TTABLE);
 		backlog = (int)lp0f_opt_range(L, 4, "backlog", 128, 1, 65535);
 		mode = (unsigned)lp0f_opt_range(L, 4, "mode", 0, 0, 07777);
-		lua_getfield(L, 4, "on_error");
-		if (!lua_isnil(L, -1))
-			luaL_argcheck(L, lua_isfunction(L, -1), 4, "on_error must be a function");
-		lua_pop(L, 1);
+		lp0f_check_opt_fn(L, 4, "on_error");
 	}
 	if (strlen(addr) >= P0F_NET_ADDR_MAX)
 		return lp0f_push_err(L, ENAMETOOLONG, addr);
@@ -141,13 +139,7 @@ int lp0f_loop_listen(lua_State *L)
 	}
 	lp0f_handle_attach(L, &ls->h, lp, 1);
 	ls->h.cb_ref = lp0f_ref(L, 3);
-	if (!lua_isnoneornil(L, 4)) {
-		lua_getfield(L, 4, "on_error");
-		if (!lua_isnil(L, -1))
-			ls->h.cb2_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-		else
-			lua_pop(L, 1);
-	}
+	ls->h.cb2_ref = lp0f_opt_fn_ref(L, 4, "on_error");
 	ls->h.self_ref = lp0f_ref(L, -1);
 	ev_io_init(&ls->io, on_accept, ls->fd, EV_READ);
 	ev_timer_init(&ls->pause, on_accept_resume, 0., 0.);

@@ -140,10 +140,7 @@ int lp0f_loop_client(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	path = lp0f_opt_socket(L, 2);
 	lp0f_client_opts(L, 2, &o);
-	lua_getfield(L, 2, "on_error");
-	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-		lp0f_bad_opt(L, "on_error", "function");
-	lua_pop(L, 1);
+	lp0f_check_opt_fn(L, 2, "on_error");
 
 	ec = lp0f_handle_new(L, sizeof *ec, &evclient_class, NULL, 0);
 	if (strlen(path) >= sizeof ec->path)
@@ -151,11 +148,7 @@ int lp0f_loop_client(lua_State *L)
 	strcpy(ec->path, path);
 	lua_newtable(L);
 	ec->h.cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_getfield(L, 2, "on_error");
-	if (lua_isnil(L, -1))
-		lua_pop(L, 1);
-	else
-		ec->h.cb2_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ec->h.cb2_ref = lp0f_opt_fn_ref(L, 2, "on_error");
 	if ((ec->c = p0f_client_new(path, &o)) == NULL)
 		return lp0f_push_err(L, errno, path);
 	lp0f_handle_attach(L, &ec->h, lp, 1);

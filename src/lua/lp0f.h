@@ -54,6 +54,12 @@ void lp0f_bad_opt(lua_State *L, const char *k, const char *want);
 double lp0f_opt_seconds(lua_State *L, int t, const char *k, double def);
 long lp0f_opt_range(lua_State *L, int t, const char *k, long def, long lo, long hi);
 const char *lp0f_opt_socket(lua_State *L, int t);
+/* A callback option: lp0f_check_opt_fn raises unless field k of t is a
+ * function or absent (check before making anything, so a bad one leaves
+ * nothing behind); lp0f_opt_fn_ref then takes a registry ref to it, or
+ * LUA_NOREF when absent. t may be none/nil. */
+void lp0f_check_opt_fn(lua_State *L, int t, const char *k);
+int lp0f_opt_fn_ref(lua_State *L, int t, const char *k);
 void lp0f_client_opts(lua_State *L, int t, struct p0f_client_opts *o);
 
 /* ---- handles of queries (util.c) ------------------------------------------- */

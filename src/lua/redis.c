@@ -177,12 +177,9 @@ int lp0f_loop_redis(lua_State *L)
 	o.port = (int)lp0f_opt_range(L, 2, "port", 6379, 1, 65535);
 	o.timeout = lp0f_opt_seconds(L, 2, "timeout", 1);
 	o.backoff = lp0f_opt_seconds(L, 2, "backoff", 1);
-	lua_getfield(L, 2, "on_drop");
-	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-		lp0f_bad_opt(L, "on_drop", "function");
+	lp0f_check_opt_fn(L, 2, "on_drop");
 	lr = lp0f_handle_new(L, sizeof *lr, &redis_class, NULL, 0);
-	if (!lua_isnil(L, -2))
-		lr->h.cb_ref = lp0f_ref(L, -2);
+	lr->h.cb_ref = lp0f_opt_fn_ref(L, 2, "on_drop");
 	o.on_drop = redis_dropped;
 	o.drop_ud = lr;
 	if (host[0] == '/' || strncmp(host, "unix:", 5) == 0)

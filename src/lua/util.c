@@ -165,6 +165,28 @@ void lp0f_bad_opt(lua_State *L, const char *k, const char *want)
 	luaL_error(L, "bad option '%s' (%s expected, got %s)", k, want, luaL_typename(L, -1));
 }
 
+void lp0f_check_opt_fn(lua_State *L, int t, const char *k)
+{
+	if (lua_isnoneornil(L, t))
+		return;
+	lua_getfield(L, t, k);
+	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+		lp0f_bad_opt(L, k, "function");
+	lua_pop(L, 1);
+}
+
+int lp0f_opt_fn_ref(lua_State *L, int t, const char *k)
+{
+	if (lua_isnoneornil(L, t))
+		return LUA_NOREF;
+	lua_getfield(L, t, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return LUA_NOREF;
+	}
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 double lp0f_opt_seconds(lua_State *L, int t, const char *k, double def)
 {
 	double v = def;
