@@ -23,11 +23,7 @@ local RULES = {
   ["*"] = "echo",                  -- ok, os_name = the address asked about
 }
 
-local function elapsed(fn)
-  local t0 = socket.gettime()
-  local a, b, c = fn()
-  return socket.gettime() - t0, a, b, c
-end
+local elapsed = require("policyd_support").elapsed
 
 local function count(text, needle)
   local n, pos = 0, 1
@@ -247,9 +243,7 @@ function TestProtocol:test_shutdown_with_p0f_hung_takes_shutdown_timeout_in_tota
   local c = ms.connect(self.mux.sock)
   assert(c:send(ms.q(HANG)))
   support.wait_until(function() return #self.fake:queries() > 0 end, 100, 0.05)
-  local t0 = socket.gettime()
-  local status = ms.stop(self.mux)
-  local dt = socket.gettime() - t0
+  local dt, status = elapsed(function() return ms.stop(self.mux) end)
   self.mux = nil
   lu.assertEquals(status, 0)
   lu.assertTrue(ms.closed_within(c, 3)) -- no answer from a hung p0f: closed

@@ -5,7 +5,6 @@ local p0f = require("p0f")
 local fake = require("p0f.fake")
 local support = require("support")
 local ps = require("policyd_support")
-local socket = require("socket")
 
 local WINXP = "203.0.113.7"
 local LINUX = "198.51.100.5"
@@ -26,11 +25,7 @@ local function base_opts(sock)
   }
 end
 
-local function elapsed(fn)
-  local t0 = socket.gettime()
-  local a, b = fn()
-  return socket.gettime() - t0, a, b
-end
+local elapsed = ps.elapsed
 
 -- ---- the protocol, with a fake p0f ---------------------------------------
 

@@ -120,6 +120,13 @@ function ps.stop(s, sig)
   return status, log
 end
 
+--- How long fn takes (wall clock), then what it returned.
+function ps.elapsed(fn)
+  local t0 = socket.gettime()
+  local a, b, c = fn()
+  return socket.gettime() - t0, a, b, c
+end
+
 --- How many descriptors a process has open (Linux /proc), nil once it is gone.
 function ps.fds(pid)
   local p = io.popen("ls -1 /proc/" .. pid .. "/fd 2>/dev/null")
